@@ -1,0 +1,18 @@
+"""dshift: mean shift clustering for data larger than memory, on a Dask cluster."""
+
+from dshift._bandwidth import estimate_bandwidth
+from dshift._estimator import MeanShift, NotFittedError, mean_shift
+from dshift._iterate import Step
+from dshift._seeding import get_bin_seeds
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "MeanShift",
+    "NotFittedError",
+    "Step",
+    "__version__",
+    "estimate_bandwidth",
+    "get_bin_seeds",
+    "mean_shift",
+]

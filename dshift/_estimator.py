@@ -1,0 +1,386 @@
+"""The MeanShift estimator (scikit-learn's contract) and the mean_shift function."""
+
+from __future__ import annotations
+
+import inspect
+import math
+from collections.abc import Generator
+from numbers import Integral, Real
+from typing import Any
+
+import dask.array as da
+import numpy as np
+
+from dshift import _centers, _kernels
+from dshift._bandwidth import estimate_bandwidth
+from dshift._io import as_dask_array
+from dshift._iterate import Step, label_blocks, mean_shift_loop
+from dshift._seeding import SEEDINGS, make_seeds
+
+
+class NotFittedError(ValueError, AttributeError):
+    """Raised when ``predict`` is called before ``fit`` (as scikit-learn's)."""
+
+
+class MeanShift:
+    """Mean shift clustering over chunked (larger than memory) arrays.
+
+    Every iteration is one map/reduce over the chunks of X: each chunk computes, for the
+    centers still moving, the kernel-weighted sum of its points and the sum of the weights;
+    a tree reduction brings only those small sums to the client, which computes the new
+    centers, freezes those that moved at most ``tol * bandwidth``, and computes centers that
+    have become identical only once. Nothing of size n_samples comes back to the client.
+
+    With ``kernel="flat"`` the result is scikit-learn's ``MeanShift`` on the same data and
+    seeds: same centers (to floating point), labels, label numbering and ``n_iter_``.
+
+    Parameters
+    ----------
+    bandwidth : float, default=None
+        Kernel bandwidth (> 0). ``None`` estimates it with :func:`estimate_bandwidth` on a
+        random sample of at most 10,000 points (seeded by ``random_state``, or 0).
+    kernel : {"gaussian", "flat", "epanechnikov"}, default="gaussian"
+        ``"flat"``: weight 1 at distance <= bandwidth, else 0 (scikit-learn's).
+        ``"gaussian"``: ``exp(-d^2 / (2 bandwidth^2))``; slow to converge on flat density
+        tops, raise ``max_iter`` there. ``"epanechnikov"``: ``max(0, 1 - d^2/bandwidth^2)``.
+    seeds : array-like of shape (n_seeds, n_features), default=None
+        Initial centers. When given, ``seeding`` is ignored.
+    seeding : {"auto", "all", "bin", "sample"}, default="auto"
+        ``"all"``: every point (at most 20,000 points). ``"bin"``: occupied cells of a
+        ``bin_size`` grid with at least ``min_bin_freq`` points (one chunk-wise pass).
+        ``"sample"``: ``n_seeds`` random points. ``"auto"``: every point up to 10,000 points
+        (scikit-learn's default), bins above, and a sample of ``n_seeds`` (default 1,000)
+        when binning would give more than 10,000 seeds.
+    n_seeds : int, default=None
+        Number of seeds for ``seeding="sample"`` (default 1,000).
+    bin_size : float, default=None
+        Grid spacing for bin seeding; ``None`` uses the bandwidth.
+    min_bin_freq : int, default=1
+        Only cells with at least this many points give a seed.
+    cluster_all : bool, default=True
+        If False, points farther than the bandwidth from every center get label -1.
+    max_iter : int, default=300
+        Maximum number of iterations per seed (counted as in scikit-learn).
+    tol : float, default=1e-3
+        A center stops when it moves at most ``tol * bandwidth`` in one iteration.
+    random_state : int, numpy Generator or None, default=None
+        Seed of the random sampling (``seeding="sample"``; the bandwidth estimate uses 0
+        when None).
+    row_chunks : int, default=None
+        Rows per chunk for input that dshift chunks itself (numpy arrays, Zarr arrays);
+        ``None`` picks ~64 MiB chunks. Dask arrays keep their own row chunks.
+
+    Attributes
+    ----------
+    cluster_centers_ : ndarray of shape (n_clusters, n_features)
+        Centers, ordered by decreasing intensity (numpy, X's float dtype).
+    labels_ : ndarray or dask.array.Array of shape (n_samples,), int32
+        Index of each point's nearest center (-1 for orphans with ``cluster_all=False``).
+        A numpy array for numpy input, a **lazy** dask array for dask/Zarr input.
+    n_iter_ : int
+        Maximum over the seeds of the iterations run (as scikit-learn).
+    n_features_in_ : int
+        Number of features seen in ``fit``.
+    bandwidth_ : float
+        The bandwidth used (given or estimated).
+    intensity_ : ndarray of shape (n_clusters,)
+        Points within the bandwidth of each center when it converged (the sort key).
+    cluster_sizes_ : ndarray of shape (n_clusters,), int64
+        Number of points labelled with each center.
+    seeding_ : str
+        The seeding used: "given", "all", "bin" or "sample".
+    seeds_ : ndarray of shape (n_seeds, n_features)
+        The seeds the loop started from.
+    history_ : list of Step
+        One record per iteration: every seed's center, which are still active, the number
+        of distinct centers computed, the largest shift and the elapsed time.
+
+    See Also
+    --------
+    mean_shift : The same, as a function.
+    estimate_bandwidth : The default bandwidth.
+
+    Notes
+    -----
+    Per iteration the cost is one pass over the data and about ``n_samples * n_active``
+    kernel evaluations, spread over the chunks; a task's memory is its chunk plus
+    O(n_centers * n_features). The fit runs on the current dask scheduler: a
+    ``distributed.Client`` if one is active, the threaded scheduler otherwise. In-memory
+    (numpy) input is persisted once on the scheduler; dask and Zarr input is streamed from
+    its source every iteration.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from dshift import MeanShift
+    >>> X = np.array([[1, 1], [2, 1], [1, 0], [4, 7], [3, 5], [3, 6]])
+    >>> ms = MeanShift(bandwidth=2, kernel="flat").fit(X)
+    >>> ms.labels_
+    array([1, 1, 1, 0, 0, 0], dtype=int32)
+    >>> ms.cluster_centers_.round(2)
+    array([[3.33, 6.  ],
+           [1.33, 0.67]])
+    >>> ms.predict([[0, 0], [5, 5]])
+    array([1, 0], dtype=int32)
+    """
+
+    def __init__(
+        self,
+        *,
+        bandwidth: float | None = None,
+        kernel: str = "gaussian",
+        seeds: Any = None,
+        seeding: str = "auto",
+        n_seeds: int | None = None,
+        bin_size: float | None = None,
+        min_bin_freq: int = 1,
+        cluster_all: bool = True,
+        max_iter: int = 300,
+        tol: float = 1e-3,
+        random_state: int | np.random.Generator | None = None,
+        row_chunks: int | None = None,
+    ) -> None:
+        self.bandwidth = bandwidth
+        self.kernel = kernel
+        self.seeds = seeds
+        self.seeding = seeding
+        self.n_seeds = n_seeds
+        self.bin_size = bin_size
+        self.min_bin_freq = min_bin_freq
+        self.cluster_all = cluster_all
+        self.max_iter = max_iter
+        self.tol = tol
+        self.random_state = random_state
+        self.row_chunks = row_chunks
+
+    # -- scikit-learn's estimator contract -----------------------------------------------
+
+    @classmethod
+    def _param_names(cls) -> list[str]:
+        sig = inspect.signature(cls.__init__)
+        return sorted(p.name for p in sig.parameters.values() if p.kind == p.KEYWORD_ONLY)
+
+    def get_params(self, deep: bool = True) -> dict[str, Any]:
+        """Parameters of this estimator (scikit-learn's contract)."""
+        return {name: getattr(self, name) for name in self._param_names()}
+
+    def set_params(self, **params: Any) -> MeanShift:
+        """Set parameters (scikit-learn's contract); returns self."""
+        valid = self._param_names()
+        for name, value in params.items():
+            if name not in valid:
+                raise ValueError(
+                    f"Invalid parameter {name!r} for MeanShift; valid parameters are {valid}."
+                )
+            setattr(self, name, value)
+        return self
+
+    def __repr__(self) -> str:
+        defaults = {
+            p.name: p.default for p in inspect.signature(type(self).__init__).parameters.values()
+        }
+        changed = [
+            f"{k}={v!r}"
+            for k, v in self.get_params().items()
+            if not (v is defaults[k] or (isinstance(v, (int, float, str)) and v == defaults[k]))
+        ]
+        return f"{type(self).__name__}({', '.join(changed)})"
+
+    # -- fitting -------------------------------------------------------------------------
+
+    def _validate_params(self) -> None:
+        def bad(name: str, must: str) -> ValueError:
+            return ValueError(f"{name} must be {must}, got {getattr(self, name)!r}.")
+
+        bw = self.bandwidth
+        if bw is not None and (
+            isinstance(bw, bool) or not isinstance(bw, Real) or not math.isfinite(bw) or bw <= 0
+        ):
+            raise ValueError(
+                f"bandwidth must be a positive finite number or None, got {bw!r}; pass e.g. "
+                "bandwidth=dshift.estimate_bandwidth(X), or None to estimate it."
+            )
+        if self.kernel not in _kernels.KERNELS:
+            raise bad("kernel", f"one of {sorted(_kernels.KERNELS)}")
+        if self.seeding not in SEEDINGS:
+            raise bad("seeding", f"one of {list(SEEDINGS)}")
+        for name, low in (("min_bin_freq", 1), ("max_iter", 1)):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, Integral) or value < low:
+                raise bad(name, f"an integer >= {low}")
+        for name in ("n_seeds", "row_chunks"):
+            value = getattr(self, name)
+            if value is not None and (
+                isinstance(value, bool) or not isinstance(value, Integral) or value < 1
+            ):
+                raise bad(name, "a positive integer or None")
+        if self.bin_size is not None and not (
+            isinstance(self.bin_size, Real) and math.isfinite(self.bin_size) and self.bin_size > 0
+        ):
+            raise bad("bin_size", "a positive number or None")
+        if not (isinstance(self.tol, Real) and math.isfinite(self.tol) and self.tol >= 0):
+            raise bad("tol", "a non-negative number")
+        if not isinstance(self.cluster_all, (bool, np.bool_)):
+            raise bad("cluster_all", "True or False")
+
+    def fit(self, X: Any, y: Any = None) -> MeanShift:
+        """Cluster X.
+
+        Parameters
+        ----------
+        X : array-like, dask array, zarr.Array or str of shape (n_samples, n_features)
+            Points to cluster; a string is the path or fsspec URL of a Zarr array.
+        y : Ignored
+            Not used, present for API consistency.
+
+        Returns
+        -------
+        self : MeanShift
+            The fitted estimator.
+        """
+        for _ in self.iter_fit(X):
+            pass
+        return self
+
+    def iter_fit(self, X: Any) -> Generator[Step, None, None]:
+        """Fit X, yielding a :class:`Step` after every iteration (for live progress).
+
+        The estimator is fitted once the generator is exhausted.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from dshift import MeanShift
+        >>> X = np.array([[1.0, 2.0], [3, 4], [5, 6], [7, 8], [9, 10]])
+        >>> ms = MeanShift(bandwidth=2.0, kernel="flat")
+        >>> [(s.iteration, s.n_active) for s in ms.iter_fit(X)]
+        [(0, 5), (1, 0)]
+        >>> len(ms.cluster_centers_)
+        5
+        """
+        self._validate_params()
+        Xd, in_memory = as_dask_array(X, row_chunks=self.row_chunks)
+        if in_memory:
+            Xd = Xd.persist()
+        bandwidth = self.bandwidth
+        if bandwidth is None:
+            bandwidth = estimate_bandwidth(
+                Xd, random_state=0 if self.random_state is None else self.random_state
+            )
+            if bandwidth == 0 and self.kernel != "flat":
+                raise ValueError(
+                    "The estimated bandwidth is 0 (the sampled points' neighbours are "
+                    f"duplicates); the {self.kernel} kernel needs bandwidth > 0: pass "
+                    "bandwidth explicitly."
+                )
+        bandwidth = float(bandwidth)
+        seeds, seeding = make_seeds(
+            Xd,
+            seeds=self.seeds,
+            seeding=self.seeding,
+            n_seeds=self.n_seeds,
+            bin_size=bandwidth if self.bin_size is None else self.bin_size,
+            min_bin_freq=self.min_bin_freq,
+            random_state=self.random_state,
+        )
+        history: list[Step] = []
+        loop = mean_shift_loop(
+            Xd,
+            seeds,
+            bandwidth=bandwidth,
+            kernel=_kernels.KERNELS[self.kernel],
+            max_iter=self.max_iter,
+            tol=self.tol,
+        )
+        while True:
+            try:
+                step = next(loop)
+            except StopIteration as stop:
+                result = stop.value
+                break
+            history.append(step)
+            yield step
+        if not result.alive.any():
+            raise ValueError(
+                f"No point was within bandwidth={bandwidth:f} of any seed. Try a different "
+                "seeding strategy or increase the bandwidth."
+            )
+        centers, intensity = _centers.order_by_intensity(
+            result.centers[result.alive], result.intensity[result.alive]
+        )
+        keep = _centers.remove_near_duplicates(centers, bandwidth)
+        centers, intensity = centers[keep], intensity[keep]
+        labels = label_blocks(Xd, centers, bandwidth, bool(self.cluster_all))
+        n_clusters = len(centers)
+        if in_memory:
+            labels = labels.compute()
+            sizes = np.bincount(labels[labels >= 0], minlength=n_clusters)
+        else:
+            sizes = da.bincount(labels + 1, minlength=n_clusters + 1)[1:].compute()
+
+        self.n_features_in_ = Xd.shape[1]
+        self.bandwidth_ = bandwidth
+        self.seeding_ = seeding
+        self.seeds_ = seeds
+        self.history_ = history
+        self.n_iter_ = int(result.n_iter.max())
+        self.intensity_ = intensity
+        self.cluster_sizes_ = sizes.astype(np.int64)
+        self.cluster_centers_ = centers.astype(Xd.dtype)
+        self.labels_ = labels
+
+    def predict(self, X: Any) -> np.ndarray | da.Array:
+        """Index of the nearest cluster center for each point of X.
+
+        Parameters
+        ----------
+        X : array-like, dask array, zarr.Array or str of shape (n_samples, n_features)
+
+        Returns
+        -------
+        labels : ndarray or dask.array.Array of shape (n_samples,), int32
+            numpy for numpy input; lazy dask for dask/Zarr input.
+        """
+        if not hasattr(self, "cluster_centers_"):
+            raise NotFittedError(
+                "This MeanShift instance is not fitted yet; call fit(X) before predict."
+            )
+        Xd, in_memory = as_dask_array(
+            X, row_chunks=self.row_chunks, n_features=self.n_features_in_
+        )
+        labels = label_blocks(Xd, self.cluster_centers_, np.inf, True)
+        return labels.compute() if in_memory else labels
+
+    def fit_predict(self, X: Any, y: Any = None) -> np.ndarray | da.Array:
+        """Fit X and return ``labels_``."""
+        return self.fit(X).labels_
+
+
+def mean_shift(
+    X: Any, *, bandwidth: float | None = None, **params: Any
+) -> tuple[np.ndarray, np.ndarray | da.Array]:
+    """Mean shift clustering as a function: ``MeanShift(...).fit(X)``.
+
+    Parameters
+    ----------
+    X : array-like, dask array, zarr.Array or str of shape (n_samples, n_features)
+    bandwidth : float, default=None
+    **params
+        Any other :class:`MeanShift` parameter.
+
+    Returns
+    -------
+    cluster_centers : ndarray of shape (n_clusters, n_features)
+    labels : ndarray or dask.array.Array of shape (n_samples,)
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from dshift import mean_shift
+    >>> X = np.array([[1, 1], [2, 1], [1, 0], [4, 7], [3, 5], [3, 6]])
+    >>> centers, labels = mean_shift(X, bandwidth=2, kernel="flat")
+    >>> labels
+    array([1, 1, 1, 0, 0, 0], dtype=int32)
+    """
+    model = MeanShift(bandwidth=bandwidth, **params).fit(X)
+    return model.cluster_centers_, model.labels_

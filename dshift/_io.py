@@ -1,0 +1,197 @@
+"""Turn user input (numpy, dask, zarr, a path or URL) into a row-chunked dask array.
+
+Everything here is lazy: shapes and dtypes are checked from metadata, never by reading the
+data. Non-finite values are found later, inside the first real pass over the data.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from typing import Any
+
+import dask.array as da
+import numpy as np
+import zarr
+
+#: Target size of one row chunk when dshift chooses the chunking itself.
+TARGET_CHUNK_BYTES = 64 * 2**20
+#: Smallest row chunk dshift makes by itself (fewer rows do not pay for a task).
+MIN_CHUNK_ROWS = 20_000
+
+
+def _describe(X: Any) -> str:
+    return f"{type(X).__module__}.{type(X).__qualname__}"
+
+
+def open_zarr_array(url: str | os.PathLike) -> zarr.Array:
+    """Open a Zarr array read-only from a local path or an fsspec URL.
+
+    Parameters
+    ----------
+    url : str or path-like
+        ``"data/points.zarr"``, ``"file:///abs/points.zarr"``, ``"s3://bucket/points.zarr"``...
+
+    Returns
+    -------
+    array : zarr.Array
+    """
+    url = os.fspath(url)
+    try:
+        node = zarr.open(url, mode="r")
+    except FileNotFoundError as exc:
+        raise FileNotFoundError(
+            f"No Zarr array at {url!r}: the path does not exist. Check the path, or create "
+            "the data first (for example with dshift.datasets.make_blobs)."
+        ) from exc
+    if isinstance(node, zarr.Group):
+        names = sorted(node.array_keys())
+        hint = f" It holds the arrays {names}; pass e.g. {url.rstrip('/')}/{names[0]}." if names else ""
+        raise ValueError(f"{url!r} is a Zarr group, not an array.{hint}")
+    return node
+
+
+def row_chunks_for(n_samples: int, n_features: int, itemsize: int, n_cores: int = 1) -> int:
+    """Rows per chunk when dshift chooses: ~64 MiB chunks, enough chunks to use the cores.
+
+    >>> row_chunks_for(10_000_000, 3, 8)
+    2796202
+    >>> row_chunks_for(1000, 3, 8)
+    1000
+    """
+    by_bytes = max(1, TARGET_CHUNK_BYTES // max(1, n_features * itemsize))
+    by_cores = max(MIN_CHUNK_ROWS, math.ceil(n_samples / max(1, 2 * n_cores)))
+    return int(max(1, min(n_samples, by_bytes, by_cores)))
+
+
+def _check_dtype(dtype: np.dtype, where: str) -> np.dtype:
+    """Return the float dtype dshift computes in, or raise for non-numeric input."""
+    dtype = np.dtype(dtype)
+    if dtype.kind in "fiub":
+        if dtype == np.float32 or dtype == np.float64:
+            return dtype
+        return np.dtype(np.float32) if dtype == np.float16 else np.dtype(np.float64)
+    kind = {"c": "complex", "O": "object", "U": "string", "S": "bytes", "M": "datetime"}.get(
+        dtype.kind, str(dtype)
+    )
+    raise TypeError(
+        f"{where} has dtype {dtype} ({kind}); dshift needs real numbers. Convert it first, "
+        "e.g. X.astype('float64') (for complex data, stack X.real and X.imag as features)."
+    )
+
+
+def as_dask_array(
+    X: Any,
+    *,
+    row_chunks: int | None = None,
+    name: str = "X",
+    n_features: int | None = None,
+) -> tuple[da.Array, bool]:
+    """Validate ``X`` from its metadata and return it as a 2-d, row-chunked dask array.
+
+    Parameters
+    ----------
+    X : array-like, dask array, zarr.Array, str or path-like
+        The points, of shape (n_samples, n_features). A string or path is opened as a Zarr
+        array (local path or fsspec URL).
+    row_chunks : int, optional
+        Rows per chunk for input that dshift chunks itself (numpy and Zarr). Zarr chunks are
+        rounded up to a multiple of the stored chunk rows so no stored chunk is read twice.
+    name : str
+        The name used in error messages.
+    n_features : int, optional
+        If given, the number of columns X must have (``predict`` after ``fit``).
+
+    Returns
+    -------
+    X : dask.array.Array
+        Float32 or float64, a single chunk along the columns.
+    in_memory : bool
+        True if the input was an in-memory (numpy-like) array.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> X, in_memory = as_dask_array(np.ones((5, 2)))
+    >>> X.shape, X.dtype, in_memory
+    ((5, 2), dtype('float64'), True)
+    """
+    in_memory = False
+    if isinstance(X, (str, os.PathLike)):
+        X = open_zarr_array(X)
+    if isinstance(X, zarr.Array):
+        dtype = _check_dtype(X.dtype, name)
+        _check_shape(X.shape, name, n_features)
+        stored = X.chunks[0]
+        rows = row_chunks or row_chunks_for(X.shape[0], X.shape[1], dtype.itemsize)
+        rows = max(stored, (rows // stored) * stored)
+        arr = da.from_zarr(X, chunks=(rows, X.shape[1]))
+    elif isinstance(X, da.Array):
+        arr = X
+        dtype = _check_dtype(arr.dtype, name)
+        if any(math.isnan(c) for axis in arr.chunks for c in axis):
+            raise ValueError(
+                f"{name} has unknown chunk sizes (typical after boolean indexing); call "
+                f"{name}.compute_chunk_sizes() first."
+            )
+        _check_shape(arr.shape, name, n_features)
+        if arr.numblocks[1] != 1:
+            arr = arr.rechunk({1: -1})
+    else:
+        if hasattr(X, "__array__") or isinstance(X, (list, tuple)):
+            try:
+                X = np.asarray(X)
+            except ValueError as exc:
+                raise ValueError(
+                    f"{name} could not be turned into a 2-d array ({exc}); pass a "
+                    "rectangular array of shape (n_samples, n_features)."
+                ) from exc
+        else:
+            raise TypeError(
+                f"{name} must be a numpy, dask or Zarr array, or a path/URL of a Zarr array; "
+                f"got {_describe(X)}."
+            )
+        if X.dtype == object:
+            try:
+                X = X.astype(np.float64)
+            except (TypeError, ValueError) as exc:
+                raise TypeError(
+                    f"{name} is an object array whose values are not all numbers ({exc}); "
+                    "convert it with X.astype('float64') after cleaning it."
+                ) from exc
+        dtype = _check_dtype(X.dtype, name)
+        _check_shape(X.shape, name, n_features)
+        in_memory = True
+        rows = row_chunks or row_chunks_for(X.shape[0], X.shape[1], dtype.itemsize, _n_cores())
+        arr = da.from_array(X, chunks=(rows, X.shape[1]))
+    if arr.dtype != dtype:
+        arr = arr.astype(dtype)
+    return arr, in_memory
+
+
+def _n_cores() -> int:
+    return os.cpu_count() or 1
+
+
+def _check_shape(shape: tuple[int, ...], name: str, n_features: int | None) -> None:
+    if len(shape) != 2:
+        hint = (
+            f"reshape it with {name}.reshape(-1, 1) if it holds one feature, or "
+            f"{name}.reshape(1, -1) if it is one sample"
+            if len(shape) == 1
+            else f"reshape it to (n_samples, n_features), e.g. {name}.reshape(-1, {name}.shape[-1])"
+        )
+        raise ValueError(
+            f"{name} must be 2-d of shape (n_samples, n_features), got {len(shape)}-d with "
+            f"shape {tuple(shape)}: {hint}."
+        )
+    if shape[0] == 0 or shape[1] == 0:
+        raise ValueError(
+            f"{name} is empty (shape {tuple(shape)}); mean shift needs at least one sample "
+            "and one feature."
+        )
+    if n_features is not None and shape[1] != n_features:
+        raise ValueError(
+            f"{name} has {shape[1]} features, but the model was fitted with {n_features} "
+            "features; pass data with the same columns as in fit."
+        )

@@ -1,0 +1,186 @@
+"""The mean shift loop: one map/reduce over the chunks per iteration, then a local update.
+
+Each iteration broadcasts the distinct *active* centers, every chunk computes its partial
+:class:`~dshift._kernels.ChunkStats`, a tree of ``add_stats`` tasks adds them, and only the
+(m x (d + 2)) total reaches the client. There the new centers are computed, centers whose
+shift is at most ``tol * bandwidth`` are frozen (no longer broadcast), and centers that have
+become identical are computed once from then on (they follow the same path, so the result
+does not change).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Generator
+from dataclasses import dataclass
+
+import dask
+import dask.array as da
+import numpy as np
+
+from dshift import _kernels
+
+logger = logging.getLogger(__name__)
+
+#: Number of partial results added by one task of the tree reduction.
+SPLIT_EVERY = 8
+
+
+@dataclass(frozen=True)
+class Step:
+    """What one iteration did; yielded by :meth:`dshift.MeanShift.iter_fit`.
+
+    Attributes
+    ----------
+    iteration : int
+        0-based iteration number (scikit-learn's ``n_iter_`` counts the same way).
+    centers : ndarray of shape (n_seeds, n_features)
+        Position of every seed's center after this iteration (dropped seeds keep their last
+        position; see ``alive``).
+    active : ndarray of shape (n_seeds,), bool
+        Centers still moving after this iteration.
+    alive : ndarray of shape (n_seeds,), bool
+        Centers that had at least one point within reach (the others are dropped).
+    n_computed : int
+        Distinct centers broadcast to the chunks in this iteration.
+    max_shift : float
+        Largest distance a center moved in this iteration.
+    elapsed : float
+        Seconds since the loop started.
+    """
+
+    iteration: int
+    centers: np.ndarray
+    active: np.ndarray
+    alive: np.ndarray
+    n_computed: int
+    max_shift: float
+    elapsed: float
+
+    @property
+    def n_active(self) -> int:
+        """Number of centers still moving."""
+        return int(self.active.sum())
+
+
+@dataclass
+class LoopResult:
+    """Final state of every seed after the loop."""
+
+    centers: np.ndarray
+    intensity: np.ndarray
+    n_iter: np.ndarray
+    alive: np.ndarray
+
+
+def reduce_stats(X: da.Array, centers: np.ndarray, bandwidth: float, kernel: int):
+    """Build the lazy map/reduce of :func:`~dshift._kernels.chunk_stats` over X's chunks.
+
+    Returns a ``dask.delayed`` object whose value is one :class:`ChunkStats`.
+    """
+    stats = dask.delayed(_kernels.chunk_stats, pure=True)
+    shared = dask.delayed(centers, traverse=False)
+    parts = [stats(block, shared, bandwidth, kernel) for block in X.to_delayed().ravel()]
+    return tree_reduce(parts, _kernels.add_stats)
+
+
+def tree_reduce(parts: list, combine) -> dask.delayed:
+    """Combine delayed partial results ``SPLIT_EVERY`` at a time until one is left."""
+    combine = dask.delayed(combine, pure=True)
+    while len(parts) > 1:
+        parts = [combine(*parts[i : i + SPLIT_EVERY]) for i in range(0, len(parts), SPLIT_EVERY)]
+    return parts[0]
+
+
+def check_finite(n_nonfinite: int) -> None:
+    """Raise if the first pass met NaN or infinite values."""
+    if n_nonfinite:
+        raise ValueError(
+            f"X contains {n_nonfinite} NaN or infinite value(s); remove or impute them "
+            "(e.g. X[da.isfinite(X).all(axis=1)]) before fitting."
+        )
+
+
+def mean_shift_loop(
+    X: da.Array,
+    seeds: np.ndarray,
+    *,
+    bandwidth: float,
+    kernel: int,
+    max_iter: int,
+    tol: float,
+    check_first_pass: bool = True,
+) -> Generator[Step, None, LoopResult]:
+    """Run mean shift from ``seeds`` over the chunked points ``X``.
+
+    A generator: it yields a :class:`Step` after every iteration and returns a
+    :class:`LoopResult`. A seed stops when its shift is at most ``tol * bandwidth`` or after
+    iteration ``max_iter``; a seed with no point in reach is dropped. A seed's iteration
+    count is the 0-based iteration at which it stopped, as in scikit-learn.
+    """
+    centers = np.array(seeds, dtype=np.float64, copy=True)
+    m = len(centers)
+    active = np.ones(m, dtype=bool)
+    alive = np.ones(m, dtype=bool)
+    n_iter = np.zeros(m, dtype=np.int64)
+    intensity = np.zeros(m, dtype=np.float64)
+    threshold = tol * bandwidth
+    start = time.perf_counter()
+    for it in range(max_iter + 1):
+        idx = np.flatnonzero(active)
+        if idx.size == 0:
+            break
+        distinct, inverse = np.unique(centers[idx], axis=0, return_inverse=True)
+        inverse = inverse.ravel()
+        (total,) = dask.compute(reduce_stats(X, distinct, bandwidth, kernel))
+        if it == 0 and check_first_pass:
+            check_finite(total.n_nonfinite)
+        weights = total.weights[inverse]
+        empty = weights == 0
+        dropped = idx[empty]
+        alive[dropped] = False
+        active[dropped] = False
+        n_iter[dropped] = it
+        moved = idx[~empty]
+        new = total.sums[inverse[~empty]] / weights[~empty, None]
+        shift = np.sqrt(((new - centers[moved]) ** 2).sum(axis=1))
+        centers[moved] = new
+        intensity[moved] = total.counts[inverse[~empty]]
+        done = moved[(shift <= threshold) | (it == max_iter)]
+        active[done] = False
+        n_iter[done] = it
+        step = Step(
+            iteration=it,
+            centers=centers.copy(),
+            active=active.copy(),
+            alive=alive.copy(),
+            n_computed=len(distinct),
+            max_shift=float(shift.max()) if shift.size else 0.0,
+            elapsed=time.perf_counter() - start,
+        )
+        logger.info(
+            "iteration %d: %d centers computed, %d still active, max shift %.3g, %.2fs",
+            it,
+            step.n_computed,
+            step.n_active,
+            step.max_shift,
+            step.elapsed,
+        )
+        yield step
+    return LoopResult(centers=centers, intensity=intensity, n_iter=n_iter, alive=alive)
+
+
+def label_blocks(
+    X: da.Array, centers: np.ndarray, bandwidth: float, cluster_all: bool
+) -> da.Array:
+    """Lazy nearest-center labels (int32), chunked like X's rows."""
+    return X.map_blocks(
+        _kernels.nearest_labels,
+        centers,
+        bandwidth,
+        cluster_all,
+        drop_axis=1,
+        dtype=np.int32,
+        meta=np.empty(0, dtype=np.int32),
+    )

@@ -1,0 +1,176 @@
+"""Initial centers ("seeds"): given, every point, binned, or sampled.
+
+Binning runs chunk-wise (per-chunk cell counts merged in a tree), and sampling gathers only
+the chosen rows, so neither loads the array.
+"""
+
+from __future__ import annotations
+
+import warnings
+from typing import Any
+
+import dask
+import dask.array as da
+import numpy as np
+
+from dshift import _kernels
+from dshift._io import as_dask_array
+from dshift._iterate import check_finite, tree_reduce
+
+SEEDINGS = ("auto", "all", "bin", "sample")
+#: Largest number of points ``seeding="all"`` accepts (cost per iteration is N^2).
+ALL_SEEDS_LIMIT = 20_000
+#: ``seeding="auto"`` seeds from every point up to this many points (scikit-learn's default).
+AUTO_ALL_LIMIT = 10_000
+#: ``seeding="auto"`` falls back from bins to a sample when binning gives more seeds.
+AUTO_MAX_BIN_SEEDS = 10_000
+#: Number of seeds ``seeding="sample"`` draws when ``n_seeds`` is not given.
+DEFAULT_N_SEEDS = 1_000
+
+
+def sample_rows(X: da.Array, n: int, random_state: Any = None) -> np.ndarray:
+    """Gather ``n`` distinct random rows of X (all rows, in order, if ``n >= len(X)``).
+
+    Only the chosen rows are read; the index draw needs O(n) memory.
+    """
+    n_total = X.shape[0]
+    if n >= n_total:
+        return np.asarray(X.compute())
+    rng = np.random.default_rng(random_state)
+    idx = np.sort(rng.choice(n_total, size=n, replace=False))
+    return np.asarray(X[idx].compute())
+
+
+def _cells(X: da.Array, bin_size: float) -> tuple[np.ndarray, np.ndarray, int]:
+    cells = dask.delayed(_kernels.bin_cells, pure=True)
+    parts = [cells(block, bin_size) for block in X.to_delayed().ravel()]
+    (result,) = dask.compute(tree_reduce(parts, _kernels.merge_cells))
+    return result
+
+
+def get_bin_seeds(X: Any, bin_size: float, min_bin_freq: int = 1) -> np.ndarray:
+    """Seeds from a grid: the occupied cells with at least ``min_bin_freq`` points.
+
+    A point falls in cell ``round(x / bin_size)``; each cell with enough points gives the
+    seed ``cell * bin_size``. This is scikit-learn's ``get_bin_seeds``, computed chunk by
+    chunk (cell counts per chunk, merged), so it works on arrays larger than memory.
+
+    Parameters
+    ----------
+    X : array-like, dask array, zarr.Array or str of shape (n_samples, n_features)
+        Input points.
+    bin_size : float
+        Grid spacing, usually the bandwidth. ``0`` returns the points themselves.
+    min_bin_freq : int, default=1
+        Only cells with at least this many points become seeds.
+
+    Returns
+    -------
+    bin_seeds : ndarray of shape (n_seeds, n_features)
+        float32 as in scikit-learn (float64 when ``bin_size`` is a float64 numpy scalar),
+        sorted by cell.
+
+    Warns
+    -----
+    UserWarning
+        If binning does not reduce the number of points; the points are returned instead.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from dshift import get_bin_seeds
+    >>> X = np.array([[1.0, 1.0], [1.4, 1.2], [5.0, 5.0]])
+    >>> get_bin_seeds(X, bin_size=2.0).tolist()
+    [[0.0, 0.0], [4.0, 4.0]]
+    """
+    Xd, _ = as_dask_array(X)
+    if bin_size == 0:
+        return _all_points(Xd)
+    if not np.isfinite(bin_size) or bin_size < 0:
+        raise ValueError(f"bin_size must be a positive number, got {bin_size!r}.")
+    seeds = _bin_seeds(Xd, bin_size, min_bin_freq)
+    if len(seeds) == Xd.shape[0]:
+        _warn_binning_failed(bin_size)
+        return _all_points(Xd)
+    return seeds
+
+
+def _warn_binning_failed(bin_size: float) -> None:
+    warnings.warn(
+        f"Binning data failed with provided bin_size={bin_size:f}, using data points as seeds.",
+        UserWarning,
+        stacklevel=3,
+    )
+
+
+def _bin_seeds(Xd: da.Array, bin_size: float, min_bin_freq: int) -> np.ndarray:
+    """Seeds of the cells holding at least ``min_bin_freq`` points (one pass over X)."""
+    cells, counts, n_nonfinite = _cells(Xd, bin_size)
+    check_finite(n_nonfinite)
+    chosen = cells[counts >= min_bin_freq]
+    if len(chosen) == 0:
+        raise ValueError(
+            f"No grid cell of bin_size={bin_size:g} holds min_bin_freq={min_bin_freq} points; "
+            "lower min_bin_freq or raise bin_size."
+        )
+    return np.asarray(chosen, dtype=np.float32) * bin_size
+
+
+def _all_points(Xd: da.Array) -> np.ndarray:
+    if Xd.shape[0] > ALL_SEEDS_LIMIT:
+        raise ValueError(
+            f"Seeding from every point is limited to {ALL_SEEDS_LIMIT} points (the cost per "
+            f"iteration grows as n_samples^2), and X has {Xd.shape[0]}. Use seeding='bin' "
+            "(with a larger bin_size or min_bin_freq), seeding='sample' with n_seeds, or "
+            "pass seeds explicitly."
+        )
+    points = np.asarray(Xd.compute())
+    check_finite(int(points.size - np.count_nonzero(np.isfinite(points))))
+    return points
+
+
+def make_seeds(
+    Xd: da.Array,
+    *,
+    seeds: Any,
+    seeding: str,
+    n_seeds: int | None,
+    bin_size: float,
+    min_bin_freq: int,
+    random_state: Any,
+) -> tuple[np.ndarray, str]:
+    """Choose the seeds for a fit; returns them (float64) and the method actually used.
+
+    ``"auto"``: explicit ``seeds`` if given; every point up to 10,000 points (as
+    scikit-learn); otherwise bins, or a sample of ``n_seeds`` points if binning gives more
+    than 10,000 seeds.
+    """
+    n, d = Xd.shape
+    if seeds is not None:
+        arr = np.asarray(seeds, dtype=np.float64)
+        if arr.ndim != 2 or arr.shape[1] != d or len(arr) == 0:
+            raise ValueError(
+                f"seeds must have shape (n_seeds, {d}) to match X's {d} features, got shape "
+                f"{arr.shape}; pass one row per initial center."
+            )
+        if not np.isfinite(arr).all():
+            raise ValueError("seeds contain NaN or infinite values; pass finite seeds.")
+        return arr, "given"
+    auto = seeding == "auto"
+    if auto:
+        seeding = "all" if n <= AUTO_ALL_LIMIT else "bin"
+    if seeding == "bin" and bin_size == 0:
+        seeding = "all"
+    if seeding == "all":
+        return _all_points(Xd), "all"
+    if seeding == "bin":
+        binned = _bin_seeds(Xd, bin_size, min_bin_freq)
+        if auto and len(binned) > AUTO_MAX_BIN_SEEDS:
+            seeding = "sample"
+        elif len(binned) == n:
+            _warn_binning_failed(bin_size)
+            return _all_points(Xd), "all"
+        else:
+            return binned, "bin"
+    count = DEFAULT_N_SEEDS if n_seeds is None else n_seeds
+    return sample_rows(Xd, count, random_state).astype(np.float64), "sample"
