@@ -57,7 +57,7 @@ def estimate_bandwidth(
     >>> from dshift import estimate_bandwidth
     >>> X = np.array([[1, 1], [2, 1], [1, 0], [4, 7], [3, 5], [3, 6]])
     >>> round(estimate_bandwidth(X, quantile=0.5), 2)
-    1.61
+    1.62
     """
     if not (isinstance(quantile, (int, float, np.floating)) and 0 <= quantile <= 1):
         raise ValueError(f"quantile must be a number between 0 and 1, got {quantile!r}.")

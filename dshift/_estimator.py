@@ -251,12 +251,12 @@ class MeanShift:
         --------
         >>> import numpy as np
         >>> from dshift import MeanShift
-        >>> X = np.array([[1.0, 2.0], [3, 4], [5, 6], [7, 8], [9, 10]])
-        >>> ms = MeanShift(bandwidth=2.0, kernel="flat")
+        >>> X = np.array([[1.0, 1], [2, 1], [1, 0], [4, 7], [3, 5], [3, 6]])
+        >>> ms = MeanShift(bandwidth=2, kernel="flat")
         >>> [(s.iteration, s.n_active) for s in ms.iter_fit(X)]
-        [(0, 5), (1, 0)]
+        [(0, 6), (1, 2), (2, 0)]
         >>> len(ms.cluster_centers_)
-        5
+        2
         """
         self._validate_params()
         Xd, in_memory = as_dask_array(X, row_chunks=self.row_chunks)

@@ -196,9 +196,9 @@ def bin_cells(X: np.ndarray, bin_size: float) -> tuple[np.ndarray, np.ndarray, i
     Examples
     --------
     >>> import numpy as np
-    >>> cells, counts, bad = bin_cells(np.array([[0.1, 0.2], [0.4, -0.2], [2.0, 2.0]]), 1.0)
+    >>> cells, counts, bad = bin_cells(np.array([[0.1, 0.2], [0.4, 0.3], [2.0, np.nan]]), 1.0)
     >>> cells.tolist(), counts.tolist(), bad
-    ([[0.0, -0.0], [2.0, 2.0]], [2, 1], 0)
+    ([[0.0, 0.0]], [2], 1)
     """
     d = X.shape[1]
     cells = np.empty((0, d), dtype=np.float64)
@@ -239,23 +239,25 @@ def merge_cells(
 
 
 @numba.njit(nogil=True, cache=True)
-def _kth_distances(S, k, out):  # pragma: no cover - compiled
-    n, d = S.shape
-    buf = np.empty(n, dtype=np.float64)
-    for i in range(n):
-        for j in range(n):
+def _sq_distances(A, B, out):  # pragma: no cover - compiled
+    for i in range(A.shape[0]):
+        for j in range(B.shape[0]):
             d2 = 0.0
-            for c in range(d):
-                t = S[i, c] - S[j, c]
+            for c in range(A.shape[1]):
+                t = A[i, c] - B[j, c]
                 d2 += t * t
-            buf[j] = d2
-        out[i] = math.sqrt(np.partition(buf, k - 1)[k - 1])
+            out[i, j] = d2
+
+
+#: Elements of the (rows x sample) distance tile in kth_neighbor_distances.
+KNN_TILE_ELEMENTS = 2**22
 
 
 def kth_neighbor_distances(sample: np.ndarray, k: int) -> np.ndarray:
     """Distance from each row of ``sample`` to its k-th nearest row, itself included.
 
-    Memory is O(n) for n rows (one row of distances at a time); time is O(n^2 d).
+    Distances are computed a tile of rows at a time (at most ``KNN_TILE_ELEMENTS`` values),
+    so memory stays bounded; time is O(n^2 d) for n rows.
 
     Examples
     --------
@@ -264,6 +266,12 @@ def kth_neighbor_distances(sample: np.ndarray, k: int) -> np.ndarray:
     [1.0, 1.0, 2.0]
     """
     S = np.ascontiguousarray(sample, dtype=np.float64)
-    out = np.empty(len(S), dtype=np.float64)
-    _kth_distances(S, int(k), out)
+    n = len(S)
+    rows = max(1, KNN_TILE_ELEMENTS // n)
+    out = np.empty(n, dtype=np.float64)
+    tile = np.empty((min(rows, n), n), dtype=np.float64)
+    for start in range(0, n, rows):
+        part = tile[: min(rows, n - start)]
+        _sq_distances(S[start : start + rows], S, part)
+        out[start : start + len(part)] = np.sqrt(np.partition(part, k - 1, axis=1)[:, k - 1])
     return out

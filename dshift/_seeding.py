@@ -79,9 +79,9 @@ def get_bin_seeds(X: Any, bin_size: float, min_bin_freq: int = 1) -> np.ndarray:
     --------
     >>> import numpy as np
     >>> from dshift import get_bin_seeds
-    >>> X = np.array([[1.0, 1.0], [1.4, 1.2], [5.0, 5.0]])
+    >>> X = np.array([[1.0, 1.0], [1.4, 1.2], [1.6, 1.5], [5.0, 5.0]])
     >>> get_bin_seeds(X, bin_size=2.0).tolist()
-    [[0.0, 0.0], [4.0, 4.0]]
+    [[0.0, 0.0], [2.0, 2.0], [4.0, 4.0]]
     """
     Xd, _ = as_dask_array(X)
     if bin_size == 0:
