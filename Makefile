@@ -16,7 +16,7 @@ $(STAMP): pyproject.toml
 install: $(STAMP)
 
 demo: $(STAMP)
-	$(BIN)/dshift demo
+	$(BIN)/dshift demo --overwrite
 
 test: $(STAMP)
 	$(BIN)/python -m pytest

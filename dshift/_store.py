@@ -1,0 +1,135 @@
+"""Writing Zarr groups so that a reader never sees a half-written result.
+
+Nothing in Zarr is atomic, so a group is written under a hidden temporary sibling name and
+published by a rename once complete. On a local file system the rename is atomic; on object
+stores (``s3://``...) fsspec copies then deletes, which is as close as they allow. An
+existing output is replaced only with ``overwrite=True``, and only after the new one is
+complete.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import dask.array as da
+import fsspec
+import zarr
+
+
+def _normalize(path: str | os.PathLike) -> str:
+    url = os.fspath(path).rstrip("/")
+    return url if "://" in url else os.path.abspath(url)
+
+
+def check_writable(path: str | os.PathLike, *, overwrite: bool = False) -> str:
+    """Raise ``FileExistsError`` if ``path`` exists and ``overwrite`` is False.
+
+    Call it before any long computation whose result goes to ``path``.
+    """
+    url = _normalize(path)
+    fs, root = fsspec.core.url_to_fs(url)
+    if fs.exists(root) and not overwrite:
+        raise FileExistsError(
+            f"Output {os.fspath(path)!r} already exists; pass overwrite=True (CLI: "
+            "--overwrite) to replace it, or choose another output path."
+        )
+    return url
+
+
+def _sibling(url: str, prefix: str) -> str:
+    head, _, name = url.rpartition("/")
+    return f"{head}/.{name}.{prefix}-{uuid.uuid4().hex[:12]}"
+
+
+@contextmanager
+def atomic_group(path: str | os.PathLike, *, overwrite: bool = False) -> Iterator[zarr.Group]:
+    """Context manager yielding a new Zarr group that appears at ``path`` only on success.
+
+    If the block raises (or the process dies), ``path`` is untouched: an existing output is
+    kept, and the temporary group is removed (or, after a hard kill, left as a hidden
+    ``.name.tmp-*`` sibling that no reader opens).
+    """
+    url = check_writable(path, overwrite=overwrite)
+    fs, root = fsspec.core.url_to_fs(url)
+    tmp_url = _sibling(url, "tmp")
+    tmp_root = fsspec.core.url_to_fs(tmp_url)[1]
+    try:
+        yield zarr.open_group(tmp_url, mode="w-")
+        check_writable(path, overwrite=overwrite)
+        if fs.exists(root):
+            old_root = fsspec.core.url_to_fs(_sibling(url, "old"))[1]
+            fs.mv(root, old_root, recursive=True)
+            try:
+                fs.mv(tmp_root, root, recursive=True)
+            except BaseException:
+                fs.mv(old_root, root, recursive=True)
+                raise
+            fs.rm(old_root, recursive=True)
+        else:
+            fs.mv(tmp_root, root, recursive=True)
+    finally:
+        if fs.exists(tmp_root):
+            fs.rm(tmp_root, recursive=True)
+
+
+def store_rows(group: zarr.Group, name: str, arr: da.Array) -> zarr.Array:
+    """Write a row-chunked dask array into a new array of ``group``, chunk-aligned.
+
+    The Zarr array is created first with the dask row chunks (made regular if they are
+    not) and each dask chunk writes exactly one Zarr chunk, so no two tasks touch the same
+    chunk (see the zarr 3 notes in docs/architecture.md).
+    """
+    rows = arr.chunks[0][0]
+    if any(c != rows for c in arr.chunks[0][:-1]) or arr.chunks[0][-1] > rows:
+        arr = arr.rechunk({0: rows})
+    if arr.ndim > 1:
+        arr = arr.rechunk({i: -1 for i in range(1, arr.ndim)})
+    target = group.create_array(
+        name, shape=arr.shape, chunks=(rows, *arr.shape[1:]), dtype=arr.dtype
+    )
+    da.store(arr, target, lock=False, compute=True)
+    return target
+
+
+def write_result(path: str | os.PathLike, model, *, overwrite: bool = False) -> str:
+    """Write a fitted :class:`~dshift.MeanShift` to a Zarr group, atomically.
+
+    The group holds ``labels`` (int32, chunked like the input rows), ``centers``,
+    ``intensity`` and ``cluster_sizes``; its attributes record the parameters, ``n_iter_``,
+    the bandwidth used and the dshift, dask and zarr versions.
+    """
+    import dask
+    import numpy as np
+
+    import dshift
+
+    labels = model.labels_
+    if not isinstance(labels, da.Array):
+        labels = da.from_array(np.asarray(labels), chunks=max(1, min(len(labels), 1_000_000)))
+    params = {
+        k: (v if isinstance(v, (int, float, str, bool, type(None))) else repr(v))
+        for k, v in model.get_params().items()
+    }
+    with atomic_group(path, overwrite=overwrite) as group:
+        group.attrs.update(
+            {
+                "params": params,
+                "n_iter": int(model.n_iter_),
+                "bandwidth": float(model.bandwidth_),
+                "seeding": model.seeding_,
+                "n_clusters": len(model.cluster_centers_),
+                "versions": {
+                    "dshift": dshift.__version__,
+                    "dask": dask.__version__,
+                    "zarr": zarr.__version__,
+                },
+            }
+        )
+        group.create_array("centers", data=np.asarray(model.cluster_centers_))
+        group.create_array("intensity", data=np.asarray(model.intensity_, dtype=np.float64))
+        group.create_array("cluster_sizes", data=np.asarray(model.cluster_sizes_))
+        store_rows(group, "labels", labels.astype(np.int32))
+    return _normalize(path)
