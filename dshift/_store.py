@@ -75,15 +75,17 @@ def atomic_group(path: str | os.PathLike, *, overwrite: bool = False) -> Iterato
             fs.rm(tmp_root, recursive=True)
 
 
-def store_rows(group: zarr.Group, name: str, arr: da.Array) -> zarr.Array:
+def store_rows(
+    group: zarr.Group, name: str, arr: da.Array, chunk_rows: int | None = None
+) -> zarr.Array:
     """Write a row-chunked dask array into a new array of ``group``, chunk-aligned.
 
-    The Zarr array is created first with the dask row chunks (made regular if they are
-    not) and each dask chunk writes exactly one Zarr chunk, so no two tasks touch the same
-    chunk (see the zarr 3 notes in docs/architecture.md).
+    The Zarr array is created first with ``chunk_rows`` rows per chunk (default: the dask
+    row chunks). Every dask chunk covers whole Zarr chunks (the dask array is rechunked if
+    not), so no two tasks write the same Zarr chunk (see docs/architecture.md, zarr 3).
     """
-    rows = arr.chunks[0][0]
-    if any(c != rows for c in arr.chunks[0][:-1]) or arr.chunks[0][-1] > rows:
+    rows = chunk_rows or arr.chunks[0][0]
+    if any(c % rows for c in arr.chunks[0][:-1]):
         arr = arr.rechunk({0: rows})
     if arr.ndim > 1:
         arr = arr.rechunk({i: -1 for i in range(1, arr.ndim)})
@@ -94,11 +96,14 @@ def store_rows(group: zarr.Group, name: str, arr: da.Array) -> zarr.Array:
     return target
 
 
-def write_result(path: str | os.PathLike, model, *, overwrite: bool = False) -> str:
+def write_result(
+    path: str | os.PathLike, model, *, overwrite: bool = False, chunk_rows: int | None = None
+) -> str:
     """Write a fitted :class:`~dshift.MeanShift` to a Zarr group, atomically.
 
     The group holds ``labels`` (int32, chunked like the input rows), ``centers``,
-    ``intensity`` and ``cluster_sizes``; its attributes record the parameters, ``n_iter_``,
+    ``intensity`` and ``cluster_sizes``; ``chunk_rows`` sets the label chunks (pass the
+    input's stored chunk rows to align them with the input). Its attributes record the parameters, ``n_iter_``,
     the bandwidth used and the dshift, dask and zarr versions.
     """
     import dask
@@ -131,5 +136,5 @@ def write_result(path: str | os.PathLike, model, *, overwrite: bool = False) -> 
         group.create_array("centers", data=np.asarray(model.cluster_centers_))
         group.create_array("intensity", data=np.asarray(model.intensity_, dtype=np.float64))
         group.create_array("cluster_sizes", data=np.asarray(model.cluster_sizes_))
-        store_rows(group, "labels", labels.astype(np.int32))
+        store_rows(group, "labels", labels.astype(np.int32), chunk_rows)
     return _normalize(path)

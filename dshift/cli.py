@@ -19,6 +19,7 @@ import zarr
 
 from dshift import _store, datasets
 from dshift._estimator import MeanShift
+from dshift._io import open_zarr_array
 
 
 class _OneLineErrors(click.Group):
@@ -191,7 +192,8 @@ def fit_cmd(input_path, output, overwrite, orphans, **options):
     with dask_client(**cluster):
         fit_with_progress(model, input_path)
         _report(model)
-        path = _store.write_result(output, model, overwrite=overwrite)
+        stored_rows = open_zarr_array(input_path).chunks[0]
+        path = _store.write_result(output, model, overwrite=overwrite, chunk_rows=stored_rows)
     click.echo(f"Wrote labels and centers to {path}")
 
 
@@ -229,7 +231,7 @@ def demo_cmd(n_samples, output, plot, overwrite, **cluster):
             f"Each of the {len(true_centers)} generating centers is within "
             f"{gaps.min(axis=1).max():.3f} of a found center."
         )
-        _store.write_result(result, model, overwrite=overwrite)
+        _store.write_result(result, model, overwrite=overwrite, chunk_rows=250_000)
         click.echo(f"Result (labels, centers, attributes): {os.path.abspath(result)}")
         if plot:
             from dshift.plotting import plot_fit
