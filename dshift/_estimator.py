@@ -14,7 +14,14 @@ import numpy as np
 from dshift import _centers, _kernels
 from dshift._bandwidth import estimate_bandwidth
 from dshift._io import as_dask_array
-from dshift._iterate import Step, label_blocks, mean_shift_loop
+from dshift._iterate import (
+    PERSIST_FRACTION,
+    Step,
+    available_memory,
+    label_blocks,
+    loop_data,
+    mean_shift_loop,
+)
 from dshift._seeding import SEEDINGS, make_seeds
 
 
@@ -69,6 +76,12 @@ class MeanShift:
     row_chunks : int, default=None
         Rows per chunk for input that dshift chunks itself (numpy arrays, Zarr arrays);
         ``None`` picks ~64 MiB chunks. Dask arrays keep their own row chunks.
+    persist : {"auto", True, False}, default="auto"
+        Keep a copy of X in the cluster's memory for the iterations. ``"auto"``: numpy input
+        always; dask/Zarr input when it takes at most 40% of the workers' total memory
+        limit (of this machine's memory without a distributed client), otherwise it is
+        streamed from its source every iteration. For the flat and Epanechnikov kernels the
+        kept copy has its rows Morton-ordered within each chunk, so far tiles are skipped.
 
     Attributes
     ----------
@@ -106,8 +119,8 @@ class MeanShift:
     kernel evaluations, spread over the chunks; a task's memory is its chunk plus
     O(n_centers * n_features). The fit runs on the current dask scheduler: a
     ``distributed.Client`` if one is active, the threaded scheduler otherwise. In-memory
-    (numpy) input is persisted once on the scheduler; dask and Zarr input is streamed from
-    its source every iteration.
+    (numpy) input is persisted once on the scheduler; dask and Zarr input is kept in memory
+    when it fits (see ``persist``) and streamed from its source every iteration otherwise.
 
     Examples
     --------
@@ -139,6 +152,7 @@ class MeanShift:
         tol: float = 1e-3,
         random_state: int | np.random.Generator | None = None,
         row_chunks: int | None = None,
+        persist: bool | str = "auto",
     ) -> None:
         self.bandwidth = bandwidth
         self.kernel = kernel
@@ -152,6 +166,7 @@ class MeanShift:
         self.tol = tol
         self.random_state = random_state
         self.row_chunks = row_chunks
+        self.persist = persist
 
     # -- scikit-learn's estimator contract -----------------------------------------------
 
@@ -222,6 +237,8 @@ class MeanShift:
             raise bad("tol", "a non-negative number")
         if not isinstance(self.cluster_all, (bool, np.bool_)):
             raise bad("cluster_all", "True or False")
+        if self.persist not in ("auto", True, False):
+            raise bad("persist", "'auto', True or False")
 
     def fit(self, X: Any, y: Any = None) -> MeanShift:
         """Cluster X.
@@ -262,6 +279,10 @@ class MeanShift:
         Xd, in_memory = as_dask_array(X, row_chunks=self.row_chunks)
         if in_memory:
             Xd = Xd.persist()
+        persist = self.persist
+        if persist == "auto":
+            persist = in_memory or Xd.nbytes <= PERSIST_FRACTION * available_memory()
+        Xloop = loop_data(Xd, persist=persist, spatial_order=self.kernel != "gaussian")
         bandwidth = self.bandwidth
         if bandwidth is None:
             bandwidth = estimate_bandwidth(
@@ -276,6 +297,7 @@ class MeanShift:
         bandwidth = float(bandwidth)
         seeds, seeding = make_seeds(
             Xd,
+            binning_source=Xloop,
             seeds=self.seeds,
             seeding=self.seeding,
             n_seeds=self.n_seeds,
@@ -285,7 +307,7 @@ class MeanShift:
         )
         history: list[Step] = []
         loop = mean_shift_loop(
-            Xd,
+            Xloop,
             seeds,
             bandwidth=bandwidth,
             kernel=_kernels.KERNELS[self.kernel],

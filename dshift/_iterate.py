@@ -11,6 +11,7 @@ does not change).
 from __future__ import annotations
 
 import logging
+import os
 import time
 from collections.abc import Generator
 from dataclasses import dataclass
@@ -91,6 +92,39 @@ def tree_reduce(parts: list, combine) -> dask.delayed:
     while len(parts) > 1:
         parts = [combine(*parts[i : i + SPLIT_EVERY]) for i in range(0, len(parts), SPLIT_EVERY)]
     return parts[0]
+
+
+#: Fraction of the cluster's (or this machine's) memory the loop's copy of X may take.
+PERSIST_FRACTION = 0.4
+
+
+def available_memory() -> int:
+    """Total memory of the active distributed cluster's workers, else of this machine."""
+    try:
+        from distributed import default_client
+
+        client = default_client()
+    except (ImportError, ValueError):
+        client = None
+    host = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    if client is None:
+        return host
+    workers = client.scheduler_info(n_workers=-1)["workers"].values()
+    return sum(w.get("memory_limit") or host for w in workers)
+
+
+def loop_data(X: da.Array, *, persist: bool, spatial_order: bool) -> da.Array:
+    """The copy of X the iterations read: Morton-ordered within chunks, and/or persisted.
+
+    Row order within a chunk does not change the sums (only their rounding), and spatially
+    ordered rows let the compact kernels skip whole tiles. Sorting costs one pass, so it is
+    done only for data kept in memory.
+    """
+    if persist:
+        if spatial_order:
+            X = X.map_blocks(_kernels.spatially_sorted, dtype=X.dtype)
+        X = X.persist()
+    return X
 
 
 def check_finite(n_nonfinite: int) -> None:

@@ -132,6 +132,7 @@ def _all_points(Xd: da.Array) -> np.ndarray:
 def make_seeds(
     Xd: da.Array,
     *,
+    binning_source: da.Array | None = None,
     seeds: Any,
     seeding: str,
     n_seeds: int | None,
@@ -143,7 +144,8 @@ def make_seeds(
 
     ``"auto"``: explicit ``seeds`` if given; every point up to 10,000 points (as
     scikit-learn); otherwise bins, or a sample of ``n_seeds`` points if binning gives more
-    than 10,000 seeds.
+    than 10,000 seeds. Bins are counted on ``binning_source`` (the same rows as ``Xd`` in
+    any order, e.g. the loop's persisted copy) when given.
     """
     n, d = Xd.shape
     if seeds is not None:
@@ -164,7 +166,9 @@ def make_seeds(
     if seeding == "all":
         return _all_points(Xd), "all"
     if seeding == "bin":
-        binned = _bin_seeds(Xd, bin_size, min_bin_freq)
+        binned = _bin_seeds(
+            Xd if binning_source is None else binning_source, bin_size, min_bin_freq
+        )
         if auto and len(binned) > AUTO_MAX_BIN_SEEDS:
             seeding = "sample"
         elif len(binned) == n:
