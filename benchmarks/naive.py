@@ -1,0 +1,43 @@
+"""The naive dask mean shift the issue measures against: per chunk, a dense numpy
+(rows x seeds) kernel matrix for *all* seeds, every iteration, until every seed has moved
+less than tol * bandwidth. No freezing, no merging, no pruning, no fused kernel."""
+
+from __future__ import annotations
+
+import dask
+import numpy as np
+
+
+def _dense_block(X, centers, bandwidth, kernel):
+    X = np.asarray(X, dtype=np.float64)
+    d2 = ((X[:, None, :] - centers[None, :, :]) ** 2).sum(axis=2)
+    if kernel == "flat":
+        W = (d2 <= bandwidth**2).astype(np.float64)
+    else:
+        W = np.exp(-d2 / (2 * bandwidth**2))
+    return W.T @ X, W.sum(axis=0)
+
+
+def _add(*parts):
+    return sum(p[0] for p in parts), sum(p[1] for p in parts)
+
+
+def naive_mean_shift(X, seeds, bandwidth, kernel="gaussian", max_iter=300, tol=1e-3):
+    """Return (centers for every seed, number of iterations)."""
+    centers = np.asarray(seeds, dtype=np.float64)
+    blocks = X.to_delayed().ravel()
+    block = dask.delayed(_dense_block, pure=True)
+    add = dask.delayed(_add, pure=True)
+    for it in range(max_iter + 1):
+        parts = [block(b, centers, bandwidth, kernel) for b in blocks]
+        while len(parts) > 1:
+            parts = [add(*parts[i : i + 8]) for i in range(0, len(parts), 8)]
+        (sums, weights), = dask.compute(parts[0])
+        ok = weights > 0
+        new = centers.copy()
+        new[ok] = sums[ok] / weights[ok, None]
+        shift = np.sqrt(((new - centers) ** 2).sum(axis=1)).max()
+        centers = new
+        if shift <= tol * bandwidth:
+            break
+    return centers, it
