@@ -22,7 +22,7 @@ from dshift._iterate import (
     loop_data,
     mean_shift_loop,
 )
-from dshift._seeding import SEEDINGS, make_seeds
+from dshift._seeding import SEEDINGS, check_seeds, make_seeds
 
 
 class NotFittedError(ValueError, AttributeError):
@@ -237,7 +237,7 @@ class MeanShift:
             raise bad("tol", "a non-negative number")
         if not isinstance(self.cluster_all, (bool, np.bool_)):
             raise bad("cluster_all", "True or False")
-        if self.persist not in ("auto", True, False):
+        if not (self.persist == "auto" or isinstance(self.persist, (bool, np.bool_))):
             raise bad("persist", "'auto', True or False")
 
     def fit(self, X: Any, y: Any = None) -> MeanShift:
@@ -277,6 +277,7 @@ class MeanShift:
         """
         self._validate_params()
         Xd, in_memory = as_dask_array(X, row_chunks=self.row_chunks)
+        check_seeds(*Xd.shape, self.seeds, self.seeding)
         if in_memory:
             Xd = Xd.persist()
         persist = self.persist
@@ -331,7 +332,8 @@ class MeanShift:
             result.centers[result.alive], result.intensity[result.alive]
         )
         keep = _centers.remove_near_duplicates(centers, bandwidth)
-        centers, intensity = centers[keep], intensity[keep]
+        # Labels use the centers exactly as returned, so predict(X) gives labels_ again.
+        centers, intensity = centers[keep].astype(Xd.dtype), intensity[keep]
         labels = label_blocks(Xd, centers, bandwidth, bool(self.cluster_all))
         n_clusters = len(centers)
         if in_memory:
@@ -348,7 +350,7 @@ class MeanShift:
         self.n_iter_ = int(result.n_iter.max())
         self.intensity_ = intensity
         self.cluster_sizes_ = sizes.astype(np.int64)
-        self.cluster_centers_ = centers.astype(Xd.dtype)
+        self.cluster_centers_ = centers
         self.labels_ = labels
 
     def predict(self, X: Any) -> np.ndarray | da.Array:

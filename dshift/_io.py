@@ -96,7 +96,8 @@ def as_dask_array(
         array (local path or fsspec URL).
     row_chunks : int, optional
         Rows per chunk for input that dshift chunks itself (numpy and Zarr). Zarr chunks are
-        rounded up to a multiple of the stored chunk rows so no stored chunk is read twice.
+        rounded down to a multiple of the stored chunk rows (at least one stored chunk), so
+        no stored chunk is read by two tasks.
     name : str
         The name used in error messages.
     n_features : int, optional

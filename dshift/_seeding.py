@@ -118,15 +118,36 @@ def _bin_seeds(Xd: da.Array, bin_size: float, min_bin_freq: int) -> np.ndarray:
 
 def _all_points(Xd: da.Array) -> np.ndarray:
     if Xd.shape[0] > ALL_SEEDS_LIMIT:
-        raise ValueError(
-            f"Seeding from every point is limited to {ALL_SEEDS_LIMIT} points (the cost per "
-            f"iteration grows as n_samples^2), and X has {Xd.shape[0]}. Use seeding='bin' "
-            "(with a larger bin_size or min_bin_freq), seeding='sample' with n_seeds, or "
-            "pass seeds explicitly."
-        )
+        _all_points_limit(Xd.shape[0])
     points = np.asarray(Xd.compute())
     check_finite(int(points.size - np.count_nonzero(np.isfinite(points))))
     return points
+
+
+def check_seeds(n_samples: int, n_features: int, seeds: Any, seeding: str) -> np.ndarray | None:
+    """Shape-only checks of the seeding, before any data is read; returns given seeds."""
+    if seeds is not None:
+        arr = np.asarray(seeds, dtype=np.float64)
+        if arr.ndim != 2 or arr.shape[1] != n_features or len(arr) == 0:
+            raise ValueError(
+                f"seeds must have shape (n_seeds, {n_features}) to match X's {n_features} "
+                f"features, got shape {arr.shape}; pass one row per initial center."
+            )
+        if not np.isfinite(arr).all():
+            raise ValueError("seeds contain NaN or infinite values; pass finite seeds.")
+        return arr
+    if seeding == "all" and n_samples > ALL_SEEDS_LIMIT:
+        _all_points_limit(n_samples)
+    return None
+
+
+def _all_points_limit(n_samples: int) -> None:
+    raise ValueError(
+        f"Seeding from every point is limited to {ALL_SEEDS_LIMIT} points (the cost per "
+        f"iteration grows as n_samples^2), and X has {n_samples}. Use seeding='bin' "
+        "(with a larger bin_size or min_bin_freq), seeding='sample' with n_seeds, or "
+        "pass seeds explicitly."
+    )
 
 
 def make_seeds(
@@ -148,16 +169,9 @@ def make_seeds(
     any order, e.g. the loop's persisted copy) when given.
     """
     n, d = Xd.shape
-    if seeds is not None:
-        arr = np.asarray(seeds, dtype=np.float64)
-        if arr.ndim != 2 or arr.shape[1] != d or len(arr) == 0:
-            raise ValueError(
-                f"seeds must have shape (n_seeds, {d}) to match X's {d} features, got shape "
-                f"{arr.shape}; pass one row per initial center."
-            )
-        if not np.isfinite(arr).all():
-            raise ValueError("seeds contain NaN or infinite values; pass finite seeds.")
-        return arr, "given"
+    given = check_seeds(n, d, seeds, seeding)
+    if given is not None:
+        return given, "given"
     auto = seeding == "auto"
     if auto:
         seeding = "all" if n <= AUTO_ALL_LIMIT else "bin"
