@@ -25,7 +25,7 @@ def test_compose_file_follows_the_compose_specification():
     validator = jsonschema.Draft7Validator(json.loads(SCHEMA.read_text()))
     validator.validate(load())
     broken = load()
-    broken["services"]["worker"]["deploy"] = {"replicas": "two"}
+    broken["services"]["worker"]["comand"] = ["typo"]  # unknown keys are refused
     assert not validator.is_valid(broken)
 
 
