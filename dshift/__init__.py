@@ -4,6 +4,7 @@ from dshift._bandwidth import estimate_bandwidth
 from dshift._estimator import MeanShift, NotFittedError, mean_shift
 from dshift._iterate import Step
 from dshift._seeding import get_bin_seeds
+from dshift._store import write_result
 
 __version__ = "0.1.0"
 
@@ -15,4 +16,5 @@ __all__ = [
     "estimate_bandwidth",
     "get_bin_seeds",
     "mean_shift",
+    "write_result",
 ]

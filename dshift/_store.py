@@ -101,6 +101,24 @@ def write_result(
 ) -> str:
     """Write a fitted :class:`~dshift.MeanShift` to a Zarr group, atomically.
 
+    Parameters
+    ----------
+    path : str or path-like
+        Local path or fsspec URL of the group to create.
+    model : MeanShift
+        A fitted estimator; its lazy ``labels_`` are computed chunk by chunk while writing.
+    overwrite : bool, default=False
+        Replace an existing group; otherwise an existing path raises ``FileExistsError``.
+    chunk_rows : int, optional
+        Rows per chunk of ``labels``.
+
+    Returns
+    -------
+    path : str
+        The absolute path or URL written.
+
+    Notes
+    -----
     The group holds ``labels`` (int32, chunked like the input rows), ``centers``,
     ``intensity`` and ``cluster_sizes``; ``chunk_rows`` sets the label chunks (pass the
     input's stored chunk rows to align them with the input). Its attributes record the parameters, ``n_iter_``,
