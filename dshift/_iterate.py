@@ -177,7 +177,7 @@ def mean_shift_loop(
         active[dropped] = False
         n_iter[dropped] = it
         moved = idx[~empty]
-        new = total.sums[inverse[~empty]] / weights[~empty, None]
+        new = centers[moved] + total.sums[inverse[~empty]] / weights[~empty, None]
         shift = np.sqrt(((new - centers[moved]) ** 2).sum(axis=1))
         centers[moved] = new
         intensity[moved] = total.counts[inverse[~empty]]

@@ -35,7 +35,9 @@ class ChunkStats(NamedTuple):
     Attributes
     ----------
     sums : ndarray of shape (n_centers, n_features), float64
-        Kernel-weighted sum of the points.
+        Kernel-weighted sum of the points' offsets from the center, sum w (x - c). The new
+        center is ``c + sums / weights``: offsets keep full precision near the center, and
+        a center whose points all sit on it (bandwidth 0, duplicates) stays exactly put.
     weights : ndarray of shape (n_centers,), float64
         Sum of the kernel weights.
     counts : ndarray of shape (n_centers,), float64
@@ -165,9 +167,10 @@ def _accumulate(X, C, h2, kernel, sums, weights, counts):  # pragma: no cover - 
             if total > 0.0:
                 weights[j] += total
                 for k in range(d):
+                    c = C[j, k]
                     acc = 0.0
                     for i in range(t):
-                        acc += w[i] * T[k, i]
+                        acc += w[i] * (T[k, i] - c)
                     sums[j, k] += acc
     return nonfinite
 
@@ -193,7 +196,7 @@ def chunk_stats(X: np.ndarray, centers: np.ndarray, bandwidth: float, kernel: in
     >>> X = np.array([[0.0], [1.0], [3.0]])
     >>> s = chunk_stats(X, np.array([[0.5]]), 1.0, FLAT)
     >>> s.sums, s.weights, s.counts, s.n_nonfinite
-    (array([[1.]]), array([2.]), array([2.]), 0)
+    (array([[0.]]), array([2.]), array([2.]), 0)
     """
     m, d = centers.shape
     sums = np.zeros((m, d), dtype=np.float64)

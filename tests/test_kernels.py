@@ -37,7 +37,7 @@ def ref_weights(d2: np.ndarray, bandwidth: float, kernel: str) -> np.ndarray:
 
 
 def ref_chunk_stats(X, C, bandwidth, kernel):
-    """(sums, weights, counts, n_nonfinite) of one block, the dense way."""
+    """(sums of weighted offsets w (x - c), weights, counts, n_nonfinite), the dense way."""
     X = np.asarray(X, dtype=np.float64)
     C = np.asarray(C, dtype=np.float64)
     finite = np.isfinite(X)
@@ -45,7 +45,7 @@ def ref_chunk_stats(X, C, bandwidth, kernel):
     Xf = X[finite.all(axis=1)]
     d2 = ((Xf[:, None, :] - C[None, :, :]) ** 2).sum(axis=2)  # (n, m)
     w = ref_weights(d2, bandwidth, kernel)
-    sums = w.T @ Xf
+    sums = w.T @ Xf - w.sum(axis=0)[:, None] * C
     return sums, w.sum(axis=0), (d2 <= bandwidth * bandwidth).sum(axis=0).astype(float), n_bad
 
 

@@ -96,7 +96,7 @@ for j in (0, 500, 999):
     d2 = ((X.astype(np.float64) - C[j]) ** 2).sum(axis=1)
     w = np.exp(-d2 / 0.5)
     ok_stats &= bool(np.isclose(stats.weights[j], w.sum(), rtol=1e-9))
-    ok_stats &= bool(np.allclose(stats.sums[j], w @ X.astype(np.float64), rtol=1e-9))
+    ok_stats &= bool(np.allclose(stats.sums[j], w @ (X.astype(np.float64) - C[j]), rtol=1e-9))
     ok_stats &= bool(stats.counts[j] == (d2 <= 0.25).sum())
 head = X[:2000].astype(np.float64)
 D2 = ((head[:, None, :] - C[None, :, :]) ** 2).sum(axis=2)
