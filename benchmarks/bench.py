@@ -35,7 +35,7 @@ import dshift
 from dshift import datasets
 
 sys.path.insert(0, str(Path(__file__).parent))
-from naive import naive_mean_shift  # noqa: E402
+from naive import naive_mean_shift
 
 HERE = Path(__file__).parent
 WORKERS, THREADS = 2, 1
@@ -147,8 +147,12 @@ def _dedupe(centers):
 
 def case_streamed(name, client, workdir, n):
     path = datasets.make_blobs(
-        os.path.join(workdir, f"stream-{n}.zarr"), n, n_features=3, centers=5,
-        chunk_rows=1_000_000, overwrite=True,
+        os.path.join(workdir, f"stream-{n}.zarr"),
+        n,
+        n_features=3,
+        centers=5,
+        chunk_rows=1_000_000,
+        overwrite=True,
     )
     X = da.from_zarr(path)
     _, t_read = timed(lambda: X.sum().compute())  # warm the file cache
@@ -190,11 +194,15 @@ def scaling(workdir, sizes):
     out = []
     for n in sizes:
         path = datasets.make_blobs(
-            os.path.join(workdir, f"scale-{n}.zarr"), n, n_features=3, centers=5,
-            chunk_rows=min(n, 2_000_000), overwrite=True,
+            os.path.join(workdir, f"scale-{n}.zarr"),
+            n,
+            n_features=3,
+            centers=5,
+            chunk_rows=min(n, 2_000_000),
+            overwrite=True,
         )
         model, t = timed(
-            lambda path=path: dshift.MeanShift(
+            lambda path=path, n=n: dshift.MeanShift(
                 bandwidth=BANDWIDTH, kernel="flat", seeding="bin", min_bin_freq=max(1, n // 100_000)
             ).fit(path)
         )
@@ -235,8 +243,11 @@ def plot(rows, scale, path):
     fig, ax = plt.subplots(figsize=(7, 4.5))
     ns = [r["n"] for r in scale]
     ax.loglog(ns, [r["seconds"] for r in scale], "o-", label="dshift (flat, from Zarr)")
-    sk = [(r["n"], r["baseline_seconds"]) for r in rows if r["baseline"] == "scikit-learn"
-          and r["d"] == 3 and r["kernel"] == "flat"]
+    sk = [
+        (r["n"], r["baseline_seconds"])
+        for r in rows
+        if r["baseline"] == "scikit-learn" and r["d"] == 3 and r["kernel"] == "flat"
+    ]
     if sk:
         ax.loglog(*zip(*sorted(sk)), "s--", label="scikit-learn MeanShift (n_jobs=2)")
     ax.set_xlabel("points N (3-d blobs)")
@@ -253,7 +264,9 @@ def write_readme(rows, scale, meta):
     text = readme.read_text()
     block = (
         f"Measured {meta['date']} on {meta['machine']}; dshift {meta['dshift']}, "
-        f"scikit-learn {meta['sklearn']}, dask {meta['dask']}.\n\n" + table(rows) + "\n"
+        f"scikit-learn {meta['sklearn']}, dask {meta['dask']}.\n\n"
+        + table(rows)
+        + "\n"
         + "Scaling (flat kernel, bin seeding, data read from Zarr):\n\n"
         + "| N | seconds | iterations | s/iter |\n|---:|---:|---:|---:|\n"
         + "".join(
@@ -262,8 +275,10 @@ def write_readme(rows, scale, meta):
         )
     )
     text = re.sub(
-        r"(<!-- RESULTS -->\n).*?(<!-- /RESULTS -->)", lambda m: m.group(1) + block + m.group(2),
-        text, flags=re.S,
+        r"(<!-- RESULTS -->\n).*?(<!-- /RESULTS -->)",
+        lambda m: m.group(1) + block + m.group(2),
+        text,
+        flags=re.S,
     )
     readme.write_text(text)
 
@@ -279,8 +294,12 @@ def main(argv=None):
     rows = []
     with (
         LocalCluster(
-            n_workers=WORKERS, threads_per_worker=THREADS, processes=True, host="127.0.0.1",
-            dashboard_address="127.0.0.1:0", memory_limit="4GiB",
+            n_workers=WORKERS,
+            threads_per_worker=THREADS,
+            processes=True,
+            host="127.0.0.1",
+            dashboard_address="127.0.0.1:0",
+            memory_limit="4GiB",
         ) as cluster,
         Client(cluster) as client,
     ):
@@ -299,7 +318,8 @@ def main(argv=None):
             case_vs_sklearn("flat 16-d, 100 given seeds", X16, bandwidth=6.0, seeds=seeds16)
         )
         print(table(rows[-1:]).splitlines()[-1], flush=True)
-        rows.append(case_streamed("streamed from Zarr", client, workdir, 10_000_000 if big else 2_000_000))
+        n_stream = 10_000_000 if big else 2_000_000
+        rows.append(case_streamed("streamed from Zarr", client, workdir, n_stream))
         print(table(rows[-1:]).splitlines()[-1], flush=True)
         sizes = [100_000, 1_000_000] + ([] if args.quick else [10_000_000])
         scale = scaling(workdir, sizes + ([100_000_000] if args.large else []))
@@ -308,7 +328,9 @@ def main(argv=None):
 
     meta = {
         "date": time.strftime("%Y-%m-%d"),
-        "machine": f"{os.cpu_count()} cores, {platform.machine()}, Python {platform.python_version()}",
+        "machine": (
+            f"{os.cpu_count()} cores, {platform.machine()}, Python {platform.python_version()}"
+        ),
         "dshift": dshift.__version__,
         "sklearn": sklearn.__version__,
         "dask": dask.__version__,

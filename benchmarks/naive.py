@@ -28,11 +28,12 @@ def naive_mean_shift(X, seeds, bandwidth, kernel="gaussian", max_iter=300, tol=1
     blocks = X.to_delayed().ravel()
     block = dask.delayed(_dense_block, pure=True)
     add = dask.delayed(_add, pure=True)
-    for it in range(max_iter + 1):
+    it = 0
+    for it in range(max_iter + 1):  # noqa: B007 - the last value is returned
         parts = [block(b, centers, bandwidth, kernel) for b in blocks]
         while len(parts) > 1:
             parts = [add(*parts[i : i + 8]) for i in range(0, len(parts), 8)]
-        (sums, weights), = dask.compute(parts[0])
+        ((sums, weights),) = dask.compute(parts[0])
         ok = weights > 0
         new = centers.copy()
         new[ok] = sums[ok] / weights[ok, None]

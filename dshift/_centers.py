@@ -9,9 +9,7 @@ from __future__ import annotations
 import numpy as np
 
 
-def order_by_intensity(
-    centers: np.ndarray, intensity: np.ndarray
-) -> tuple[np.ndarray, np.ndarray]:
+def order_by_intensity(centers: np.ndarray, intensity: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Collapse identical centers and sort by (intensity, center tuple), descending.
 
     This is scikit-learn's rule: centers are keys of a dict filled in seed order (so for

@@ -14,14 +14,8 @@ import numpy as np
 from dshift import _centers, _kernels
 from dshift._bandwidth import estimate_bandwidth
 from dshift._io import as_dask_array
-from dshift._iterate import (
-    PERSIST_FRACTION,
-    Step,
-    available_memory,
-    label_blocks,
-    loop_data,
-    mean_shift_loop,
-)
+from dshift._iterate import Step, label_blocks, mean_shift_loop
+from dshift._placement import PERSIST_FRACTION, available_memory, keep_in_cluster, loop_data
 from dshift._seeding import SEEDINGS, check_seeds, make_seeds
 
 
@@ -279,7 +273,7 @@ class MeanShift:
         Xd, in_memory = as_dask_array(X, row_chunks=self.row_chunks)
         check_seeds(*Xd.shape, self.seeds, self.seeding)
         if in_memory:
-            Xd = Xd.persist()
+            Xd = keep_in_cluster(Xd)
         persist = self.persist
         if persist == "auto":
             persist = in_memory or Xd.nbytes <= PERSIST_FRACTION * available_memory()
@@ -369,9 +363,7 @@ class MeanShift:
             raise NotFittedError(
                 "This MeanShift instance is not fitted yet; call fit(X) before predict."
             )
-        Xd, in_memory = as_dask_array(
-            X, row_chunks=self.row_chunks, n_features=self.n_features_in_
-        )
+        Xd, in_memory = as_dask_array(X, row_chunks=self.row_chunks, n_features=self.n_features_in_)
         labels = label_blocks(Xd, self.cluster_centers_, np.inf, True)
         return labels.compute() if in_memory else labels
 

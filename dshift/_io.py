@@ -46,7 +46,9 @@ def open_zarr_array(url: str | os.PathLike) -> zarr.Array:
         ) from exc
     if isinstance(node, zarr.Group):
         names = sorted(node.array_keys())
-        hint = f" It holds the arrays {names}; pass e.g. {url.rstrip('/')}/{names[0]}." if names else ""
+        hint = ""
+        if names:
+            hint = f" It holds the arrays {names}; pass e.g. {url.rstrip('/')}/{names[0]}."
         raise ValueError(f"{url!r} is a Zarr group, not an array.{hint}")
     return node
 

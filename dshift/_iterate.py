@@ -11,7 +11,6 @@ does not change).
 from __future__ import annotations
 
 import logging
-import os
 import time
 from collections.abc import Generator
 from dataclasses import dataclass
@@ -94,39 +93,6 @@ def tree_reduce(parts: list, combine) -> dask.delayed:
     return parts[0]
 
 
-#: Fraction of the cluster's (or this machine's) memory the loop's copy of X may take.
-PERSIST_FRACTION = 0.4
-
-
-def available_memory() -> int:
-    """Total memory of the active distributed cluster's workers, else of this machine."""
-    try:
-        from distributed import default_client
-
-        client = default_client()
-    except (ImportError, ValueError):
-        client = None
-    host = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
-    if client is None:
-        return host
-    workers = client.scheduler_info(n_workers=-1)["workers"].values()
-    return sum(w.get("memory_limit") or host for w in workers)
-
-
-def loop_data(X: da.Array, *, persist: bool, spatial_order: bool) -> da.Array:
-    """The copy of X the iterations read: Morton-ordered within chunks, and/or persisted.
-
-    Row order within a chunk does not change the sums (only their rounding), and spatially
-    ordered rows let the compact kernels skip whole tiles. Sorting costs one pass, so it is
-    done only for data kept in memory.
-    """
-    if persist:
-        if spatial_order:
-            X = X.map_blocks(_kernels.spatially_sorted, dtype=X.dtype)
-        X = X.persist()
-    return X
-
-
 def check_finite(n_nonfinite: int) -> None:
     """Raise if the first pass met NaN or infinite values."""
     if n_nonfinite:
@@ -205,9 +171,7 @@ def mean_shift_loop(
     return LoopResult(centers=centers, intensity=intensity, n_iter=n_iter, alive=alive)
 
 
-def label_blocks(
-    X: da.Array, centers: np.ndarray, bandwidth: float, cluster_all: bool
-) -> da.Array:
+def label_blocks(X: da.Array, centers: np.ndarray, bandwidth: float, cluster_all: bool) -> da.Array:
     """Lazy nearest-center labels (int32), chunked like X's rows."""
     return X.map_blocks(
         _kernels.nearest_labels,

@@ -302,9 +302,7 @@ def bin_cells(X: np.ndarray, bin_size: float) -> tuple[np.ndarray, np.ndarray, i
         finite = np.isfinite(tile)
         nonfinite += int(finite.size - np.count_nonzero(finite))
         tile = tile[finite.all(axis=1)]
-        tile_cells, tile_counts = np.unique(
-            np.round(tile / bin_size), axis=0, return_counts=True
-        )
+        tile_cells, tile_counts = np.unique(np.round(tile / bin_size), axis=0, return_counts=True)
         cells, counts, _ = merge_cells((cells, counts, 0), (tile_cells, tile_counts, 0))
     return cells, counts, nonfinite
 

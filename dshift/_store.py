@@ -121,8 +121,8 @@ def write_result(
     -----
     The group holds ``labels`` (int32, chunked like the input rows), ``centers``,
     ``intensity`` and ``cluster_sizes``; ``chunk_rows`` sets the label chunks (pass the
-    input's stored chunk rows to align them with the input). Its attributes record the parameters, ``n_iter_``,
-    the bandwidth used and the dshift, dask and zarr versions.
+    input's stored chunk rows to align them with the input). Its attributes record the
+    parameters, ``n_iter_``, the bandwidth used and the dshift, dask and zarr versions.
     """
     import dask
     import numpy as np

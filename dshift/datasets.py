@@ -6,7 +6,6 @@ import os
 
 import dask.array as da
 import numpy as np
-import zarr
 
 from dshift import _store
 

@@ -49,9 +49,7 @@ def plot_fit(
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
     except ImportError as exc:  # pragma: no cover - depends on the environment
-        raise ImportError(
-            "Plotting needs matplotlib: pip install 'dshift[plots]'."
-        ) from exc
+        raise ImportError("Plotting needs matplotlib: pip install 'dshift[plots]'.") from exc
     Xd, _ = as_dask_array(X, n_features=model.n_features_in_)
     sample = sample_rows(Xd, n_points, random_state)
     labels = np.asarray(model.predict(sample))

@@ -1,6 +1,6 @@
 """Quick start: generate points into Zarr, cluster them on a local Dask cluster.
 
-    python examples/quickstart.py [N_SAMPLES] [OUTPUT_DIR]
+python examples/quickstart.py [N_SAMPLES] [OUTPUT_DIR]
 """
 
 import sys

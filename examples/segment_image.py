@@ -10,11 +10,11 @@ import argparse
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-from matplotlib import cbook  # noqa: E402
+import matplotlib.pyplot as plt
+import numpy as np
+from matplotlib import cbook
 
-import dshift  # noqa: E402
+import dshift
 
 
 def load_image(scale: float) -> np.ndarray:

@@ -56,8 +56,18 @@ def tcp_scheduler(tmp_path_factory):
     common = dict(cwd=workdir, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     procs = [
         subprocess.Popen(
-            [_bin("dask"), "scheduler", "--host", "127.0.0.1", "--port", "0",
-             "--dashboard-address", "127.0.0.1:0", "--scheduler-file", str(scheduler_file)],
+            [
+                _bin("dask"),
+                "scheduler",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                "0",
+                "--dashboard-address",
+                "127.0.0.1:0",
+                "--scheduler-file",
+                str(scheduler_file),
+            ],
             **common,
         )
     ]
@@ -70,9 +80,19 @@ def tcp_scheduler(tmp_path_factory):
         for _ in range(2):
             procs.append(
                 subprocess.Popen(
-                    [_bin("dask"), "worker", "--scheduler-file", str(scheduler_file),
-                     "--host", "127.0.0.1", "--nthreads", "1", "--memory-limit", "1GiB",
-                     "--no-dashboard"],
+                    [
+                        _bin("dask"),
+                        "worker",
+                        "--scheduler-file",
+                        str(scheduler_file),
+                        "--host",
+                        "127.0.0.1",
+                        "--nthreads",
+                        "1",
+                        "--memory-limit",
+                        "1GiB",
+                        "--no-dashboard",
+                    ],
                     **common,
                 )
             )

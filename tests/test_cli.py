@@ -63,8 +63,17 @@ def test_fit_writes_result_and_shows_progress(tmp_path):
     data = datasets.make_blobs(tmp_path / "b.zarr", 20_000, centers=3, chunk_rows=5000)
     out = tmp_path / "out.zarr"
     proc = run(
-        "fit", data, str(out), "--kernel", "flat", "--bandwidth", "2", "--seeding", "bin",
-        "--workers", "1",
+        "fit",
+        data,
+        str(out),
+        "--kernel",
+        "flat",
+        "--bandwidth",
+        "2",
+        "--seeding",
+        "bin",
+        "--workers",
+        "1",
     )
     assert proc.returncode == 0, proc.stderr
     assert "iteration    0" in proc.stdout and "max shift" in proc.stdout

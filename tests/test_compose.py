@@ -60,7 +60,8 @@ def test_dockerfile_installs_dshift_jupyter_and_pins_matching_versions():
     dockerfile = (ROOT / "Dockerfile").read_text()
     assert re.search(r'pip install -c docker/constraints.txt "\.\[plots\]" jupyterlab', dockerfile)
     pins = dict(
-        line.split("==") for line in (ROOT / "docker" / "constraints.txt").read_text().splitlines()
+        line.split("==")
+        for line in (ROOT / "docker" / "constraints.txt").read_text().splitlines()
         if "==" in line
     )
     assert pins["dask"] == pins["distributed"]

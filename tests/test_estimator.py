@@ -21,9 +21,7 @@ from dshift import MeanShift, Step, mean_shift
 
 # the constructor's parameters, all keyword-only (scikit-learn's convention)
 PARAM_NAMES = sorted(
-    name
-    for name, p in inspect.signature(MeanShift.__init__).parameters.items()
-    if name != "self"
+    name for name, p in inspect.signature(MeanShift.__init__).parameters.items() if name != "self"
 )
 
 
@@ -340,8 +338,15 @@ def test_predict_on_float32_training_data_equals_labels_near_a_tie():
     halfway between the two centers, so rounding the centers to float32 must not be what
     decides its label in only one of the two."""
     X = np.array(
-        [0.8350515365600586, 0.3298968970775604, 0.4639175236225128, 10.876404762268066,
-         10.134831428527832, 10.337079048156738, 5.496196746826172],
+        [
+            0.8350515365600586,
+            0.3298968970775604,
+            0.4639175236225128,
+            10.876404762268066,
+            10.134831428527832,
+            10.337079048156738,
+            5.496196746826172,
+        ],
         dtype=np.float32,
     )[:, None]
     ms = MeanShift(bandwidth=2.0, kernel="flat", seeds=[[0.5], [10.5]]).fit(X)
@@ -460,8 +465,11 @@ def test_iter_fit_yields_the_steps_and_fits(scheduler):
 def test_cluster_sizes_and_intensity(scheduler):
     rng = np.random.default_rng(14)
     X = np.concatenate(
-        [rng.normal([0, 0], 0.3, (120, 2)), rng.normal([5, 5], 0.3, (60, 2)),
-         rng.normal([0, 6], 0.3, (30, 2))]
+        [
+            rng.normal([0, 0], 0.3, (120, 2)),
+            rng.normal([5, 5], 0.3, (60, 2)),
+            rng.normal([0, 6], 0.3, (30, 2)),
+        ]
     )
     with recording(scheduler) as names:
         ms = MeanShift(bandwidth=1.2, kernel="flat").fit(da.from_array(X, chunks=(50, 2)))

@@ -37,8 +37,9 @@ def test_quickstart_script(tmp_path):
 @pytest.mark.parametrize("extra", [[], ["--with-position"]])
 def test_segment_image_script(tmp_path, extra):
     out = tmp_path / "seg.png"
-    proc = run([sys.executable, str(EXAMPLES / "segment_image.py"), str(out), "--scale", "0.2",
-                *extra])
+    proc = run(
+        [sys.executable, str(EXAMPLES / "segment_image.py"), str(out), "--scale", "0.2", *extra]
+    )
     assert proc.returncode == 0, proc.stderr
     n_segments = int(proc.stdout.split()[0])
     assert 2 <= n_segments < 100
@@ -53,7 +54,9 @@ def test_notebook_runs_against_a_tcp_cluster(tmp_path, tcp_scheduler, monkeypatc
     NotebookClient(nb, timeout=240, kernel_name="python3").execute()
     outputs = "".join(
         o.get("text", "") + str(o.get("data", {}).get("text/plain", ""))
-        for cell in nb.cells if cell.cell_type == "code" for o in cell.outputs
+        for cell in nb.cells
+        if cell.cell_type == "code"
+        for o in cell.outputs
     )
     assert "5 clusters" in outputs
     labels = zarr.open_group(str(tmp_path / "result.zarr"), mode="r")["labels"][:]
@@ -62,8 +65,19 @@ def test_notebook_runs_against_a_tcp_cluster(tmp_path, tcp_scheduler, monkeypatc
 
 def test_cli_fit_on_a_tcp_cluster(tmp_path, tcp_scheduler):
     data = datasets.make_blobs(tmp_path / "b.zarr", 50_000, centers=3, chunk_rows=10_000)
-    proc = dshift_cli("fit", data, str(tmp_path / "out.zarr"), "--kernel", "flat",
-                      "--bandwidth", "2", "--seeding", "bin", "--scheduler", tcp_scheduler)
+    proc = dshift_cli(
+        "fit",
+        data,
+        str(tmp_path / "out.zarr"),
+        "--kernel",
+        "flat",
+        "--bandwidth",
+        "2",
+        "--seeding",
+        "bin",
+        "--scheduler",
+        tcp_scheduler,
+    )
     assert proc.returncode == 0, proc.stderr
     assert f"Connected to {tcp_scheduler}" in proc.stdout and "LocalCluster" not in proc.stdout
     labels = zarr.open_group(str(tmp_path / "out.zarr"), mode="r")["labels"][:]

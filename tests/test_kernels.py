@@ -257,8 +257,7 @@ def test_add_stats_equals_stats_of_whole_array_and_does_not_mutate():
     X = rng.normal(size=(2500, 2))
     C = rng.normal(size=(4, 2))
     parts = [
-        _kernels.chunk_stats(X[s : s + 600], C, 0.8, _kernels.GAUSSIAN)
-        for s in range(0, 2500, 600)
+        _kernels.chunk_stats(X[s : s + 600], C, 0.8, _kernels.GAUSSIAN) for s in range(0, 2500, 600)
     ]
     parts = [p._replace(n_nonfinite=k) for k, p in enumerate(parts)]  # 0 + 1 + ... + 4
     before = [(p.sums.copy(), p.weights.copy(), p.counts.copy()) for p in parts]
