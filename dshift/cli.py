@@ -197,6 +197,70 @@ def fit_cmd(input_path, output, overwrite, orphans, **options):
     click.echo(f"Wrote labels and centers to {path}")
 
 
+@main.command("predict")
+@click.argument("result")
+@click.argument("input_path", metavar="INPUT")
+@click.argument("output")
+@click.option("--overwrite", is_flag=True, help="Replace OUTPUT if it exists.")
+@cluster_options
+def predict_cmd(result, input_path, output, overwrite, **cluster):
+    """Label the Zarr array INPUT with the centers of the fit RESULT; write Zarr group OUTPUT.
+
+    Each point gets the index of its nearest center (as MeanShift.predict).
+
+    \b
+    Example:
+      dshift predict result.zarr data/new.zarr/X new-labels.zarr
+    """
+    _store.check_writable(output, overwrite=overwrite)
+    model = _store.read_model(result)
+    stored_rows = open_zarr_array(input_path).chunks[0]
+    with dask_client(**cluster):
+        labels = model.predict(input_path)
+        with _store.atomic_group(output, overwrite=overwrite) as group:
+            n_clusters = len(model.cluster_centers_)
+            group.attrs.update({"centers_from": str(result), "n_clusters": n_clusters})
+            _store.store_rows(group, "labels", labels, stored_rows)
+    click.echo(f"Wrote {labels.shape[0]} labels to {output}")
+
+
+@main.command("estimate-bandwidth")
+@click.argument("input_path", metavar="INPUT")
+@click.option("--quantile", default=0.3, show_default=True, type=float)
+@click.option("--n-samples", type=int, help="Sample size (default: all up to 10,000).")
+@click.option("--seed", default=0, show_default=True, type=int)
+@cluster_options
+def estimate_bandwidth_cmd(input_path, quantile, n_samples, seed, **cluster):
+    """Print a bandwidth for the Zarr array INPUT, estimated on a random sample.
+
+    \b
+    Example:
+      dshift estimate-bandwidth data/blobs.zarr/X --quantile 0.2
+    """
+    from dshift._bandwidth import estimate_bandwidth
+
+    with dask_client(**cluster):
+        value = estimate_bandwidth(input_path, quantile, n_samples, random_state=seed)
+    click.echo(f"{value:.6g}")
+
+
+@main.command("plot")
+@click.argument("result")
+@click.argument("input_path", metavar="INPUT")
+@click.argument("png")
+@click.option("--n-points", default=20_000, show_default=True, type=int)
+def plot_cmd(result, input_path, png, n_points):
+    """Save a PNG of a sample of INPUT coloured by the centers of RESULT.
+
+    \b
+    Example:
+      dshift plot result.zarr data/blobs.zarr/X clusters.png
+    """
+    from dshift.plotting import plot_fit
+
+    click.echo(f"Plot: {plot_fit(input_path, _store.read_model(result), png, n_points=n_points)}")
+
+
 @main.command("demo")
 @click.option("--n-samples", default=1_000_000, show_default=True, type=int)
 @click.option("--output", default="demo-output", show_default=True, help="Directory.")

@@ -21,7 +21,7 @@ def plot_fit(
     random_state: int = 0,
 ) -> str:
     """Save a PNG: a sample of points coloured by label with the centers, and the centers'
-    trajectories from ``model.history_``.
+    trajectories from ``model.history_`` (when the model has one).
 
     Only ``n_points`` sampled rows (and their labels) are loaded. With one feature the
     second axis is the row index of the sample.
@@ -59,19 +59,22 @@ def plot_fit(
     def yx(a: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         return (a[:, i], a[:, j]) if two_d else (a[:, 0], np.zeros(len(a)))
 
-    fig, (left, right) = plt.subplots(1, 2, figsize=(12, 5.5))
+    history = getattr(model, "history_", [])
+    fig, axes = plt.subplots(1, 2 if history else 1, figsize=(12 if history else 6, 5.5))
+    left, right = (axes[0], axes[1]) if history else (axes, None)
     left.scatter(*yx(sample), c=labels, s=2, cmap="tab20", alpha=0.5, rasterized=True)
     left.scatter(*yx(model.cluster_centers_), c="black", marker="x", s=80, label="centers")
     left.set_title(f"{len(model.cluster_centers_)} clusters, {len(sample)} sampled points")
     left.legend(loc="best")
-    traj = np.stack([step.centers for step in model.history_])  # iterations x seeds x d
-    for seed in range(traj.shape[1]):
-        right.plot(*yx(traj[:, seed]), lw=0.8, alpha=0.7)
-    right.scatter(*yx(traj[0]), s=8, c="grey", label="seeds")
-    right.scatter(*yx(model.cluster_centers_), c="black", marker="x", s=80, label="centers")
-    right.set_title(f"center trajectories ({model.n_iter_ + 1} iterations)")
-    right.legend(loc="best")
-    for ax in (left, right):
+    if history:
+        traj = np.stack([step.centers for step in history])  # iterations x seeds x d
+        for seed in range(traj.shape[1]):
+            right.plot(*yx(traj[:, seed]), lw=0.8, alpha=0.7)
+        right.scatter(*yx(traj[0]), s=8, c="grey", label="seeds")
+        right.scatter(*yx(model.cluster_centers_), c="black", marker="x", s=80, label="centers")
+        right.set_title(f"center trajectories ({len(history)} iterations)")
+        right.legend(loc="best")
+    for ax in [left] + ([right] if history else []):
         ax.set_xlabel(f"feature {i}")
         ax.set_ylabel(f"feature {j}" if two_d else "")
     fig.tight_layout()

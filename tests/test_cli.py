@@ -10,7 +10,7 @@ from click.testing import CliRunner
 from dshift import datasets
 from dshift.cli import main
 
-COMMANDS = ["make-blobs", "fit", "demo"]
+COMMANDS = ["make-blobs", "fit", "predict", "estimate-bandwidth", "plot", "demo"]
 
 
 def run(*args):
@@ -96,3 +96,40 @@ def test_demo_generates_fits_writes_and_plots(tmp_path):
     assert zarr.open_group(str(out / "result.zarr"), mode="r")["labels"].shape == (30_000,)
     again = run("demo", "--n-samples", "30000", "--output", str(out), "--workers", "1")
     assert again.returncode == 1 and "--overwrite" in again.stderr
+
+
+def test_predict_estimate_bandwidth_and_plot_commands(tmp_path):
+    data = datasets.make_blobs(tmp_path / "b.zarr", 6000, centers=3, chunk_rows=1500)
+    fitted = tmp_path / "fit.zarr"
+    runner = CliRunner()
+    args = ["--workers", "1"]
+    result = runner.invoke(
+        main, ["fit", data, str(fitted), "--kernel", "flat", "--bandwidth", "2", *args]
+    )
+    assert result.exit_code == 0, result.output
+    out = tmp_path / "pred.zarr"
+    result = runner.invoke(main, ["predict", str(fitted), data, str(out), *args])
+    assert result.exit_code == 0, result.output
+    predicted = zarr.open_group(str(out), mode="r")["labels"]
+    assert predicted.chunks == (1500,)
+    np.testing.assert_array_equal(predicted[:], zarr.open_group(str(fitted))["labels"][:])
+
+    result = runner.invoke(main, ["estimate-bandwidth", data, "--quantile", "0.2", *args])
+    assert result.exit_code == 0, result.output
+    from sklearn.cluster import estimate_bandwidth
+
+    X = zarr.open_array(data)[:]
+    expected = estimate_bandwidth(
+        X[np.sort(np.random.default_rng(0).choice(6000, 6000, replace=False))], quantile=0.2
+    )
+    assert float(result.output.strip().splitlines()[-1]) == pytest.approx(expected, rel=1e-5)
+
+    png = tmp_path / "c.png"
+    result = runner.invoke(main, ["plot", str(fitted), data, str(png)])
+    assert result.exit_code == 0, result.output
+    assert png.stat().st_size > 10_000
+
+    result = runner.invoke(
+        main, ["predict", str(tmp_path / "nothing.zarr"), data, str(tmp_path / "p2.zarr")]
+    )
+    assert result.exit_code == 1 and "is not a dshift result" in result.output
