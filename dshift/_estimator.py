@@ -69,7 +69,7 @@ class MeanShift:
         when None).
     row_chunks : int, default=None
         Rows per chunk for input that dshift chunks itself (numpy arrays, Zarr arrays);
-        ``None`` picks ~64 MiB chunks. Dask arrays keep their own row chunks.
+        ``None`` picks ~16 MiB chunks. Dask arrays keep their own row chunks.
     persist : {"auto", True, False}, default="auto"
         Keep a copy of X in the cluster's memory for the iterations. ``"auto"``: numpy input
         always; dask/Zarr input when it takes at most 40% of the workers' total memory

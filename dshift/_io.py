@@ -15,7 +15,7 @@ import numpy as np
 import zarr
 
 #: Target size of one row chunk when dshift chooses the chunking itself.
-TARGET_CHUNK_BYTES = 64 * 2**20
+TARGET_CHUNK_BYTES = 16 * 2**20
 #: Smallest row chunk dshift makes by itself (fewer rows do not pay for a task).
 MIN_CHUNK_ROWS = 20_000
 
@@ -54,10 +54,10 @@ def open_zarr_array(url: str | os.PathLike) -> zarr.Array:
 
 
 def row_chunks_for(n_samples: int, n_features: int, itemsize: int, n_cores: int = 1) -> int:
-    """Rows per chunk when dshift chooses: ~64 MiB chunks, enough chunks to use the cores.
+    """Rows per chunk when dshift chooses: ~16 MiB chunks, enough chunks to use the cores.
 
     >>> row_chunks_for(10_000_000, 3, 8)
-    2796202
+    699050
     >>> row_chunks_for(1000, 3, 8)
     1000
     """
