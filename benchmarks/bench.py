@@ -283,15 +283,38 @@ def write_readme(rows, scale, meta):
     readme.write_text(text)
 
 
+def run_cases(client, workdir, big):
+    """Every side-by-side case; prints each row as it is measured."""
+    rows = []
+
+    def add(row):
+        rows.append(row)
+        print(table([row]).splitlines()[-1], flush=True)
+
+    for n in [100_000, *big]:
+        X = blobs(n)
+        add(case_vs_sklearn("flat 3-d bin seeds", X))
+        add(case_vs_naive("gaussian 3-d bin seeds", X))
+    X16 = blobs(100_000, d=16)
+    seeds16 = X16[np.random.default_rng(0).choice(len(X16), 100, replace=False)]
+    add(case_vs_sklearn("flat 16-d, 100 given seeds", X16, bandwidth=6.0, seeds=seeds16))
+    add(case_streamed("streamed from Zarr", client, workdir, 10_000_000 if big else 2_000_000))
+    return rows
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="1e5-point cases only")
     parser.add_argument("--large", action="store_true", help="add the 1e8 scaling point")
     parser.add_argument("--no-readme", action="store_true", help="do not rewrite README.md")
+    parser.add_argument(
+        "--scaling-only",
+        action="store_true",
+        help="re-measure only the scaling; keep the cases of results/latest.json",
+    )
     args = parser.parse_args(argv)
     big = [] if args.quick else [1_000_000]
     workdir = tempfile.mkdtemp(prefix="dshift-bench-")
-    rows = []
     with (
         LocalCluster(
             n_workers=WORKERS,
@@ -306,21 +329,10 @@ def main(argv=None):
         # warm-up: compile the kernels in every worker
         dshift.MeanShift(bandwidth=BANDWIDTH, kernel="flat", seeding="bin").fit(blobs(50_000))
         dshift.MeanShift(bandwidth=BANDWIDTH, seeding="bin", max_iter=2).fit(blobs(50_000))
-        for n in [100_000, *big]:
-            X = blobs(n)
-            rows.append(case_vs_sklearn("flat 3-d bin seeds", X))
-            print(table(rows[-1:]).splitlines()[-1], flush=True)
-            rows.append(case_vs_naive("gaussian 3-d bin seeds", X))
-            print(table(rows[-1:]).splitlines()[-1], flush=True)
-        X16 = blobs(100_000, d=16)
-        seeds16 = X16[np.random.default_rng(0).choice(len(X16), 100, replace=False)]
-        rows.append(
-            case_vs_sklearn("flat 16-d, 100 given seeds", X16, bandwidth=6.0, seeds=seeds16)
-        )
-        print(table(rows[-1:]).splitlines()[-1], flush=True)
-        n_stream = 10_000_000 if big else 2_000_000
-        rows.append(case_streamed("streamed from Zarr", client, workdir, n_stream))
-        print(table(rows[-1:]).splitlines()[-1], flush=True)
+        if args.scaling_only:
+            rows = json.loads((HERE / "results" / "latest.json").read_text())["cases"]
+        else:
+            rows = run_cases(client, workdir, big)
         sizes = [100_000, 1_000_000] + ([] if args.quick else [10_000_000])
         scale = scaling(workdir, sizes + ([100_000_000] if args.large else []))
     shutil.rmtree(workdir, ignore_errors=True)
