@@ -1,13 +1,14 @@
 """Larger than memory, for real: a Zarr dataset 3x the workers' total memory limit is
 clustered by streaming it, and no worker's peak memory reaches its limit.
 
-The default size keeps CI short (same 3x ratio as the documented 2 GB run); set
+The default (2 workers x 400 MB, 2.4 GB of points) runs in CI in about three minutes; set
 DSHIFT_OOC_WORKER_MB / DSHIFT_OOC_RATIO to run bigger. The figures are printed.
 """
 
 import os
 import time
 
+import dask
 import dask.array as da
 import numpy as np
 import pytest
@@ -16,7 +17,7 @@ from distributed import Client, LocalCluster
 import dshift
 from dshift import datasets
 
-WORKER_MB = int(os.environ.get("DSHIFT_OOC_WORKER_MB", "300"))
+WORKER_MB = int(os.environ.get("DSHIFT_OOC_WORKER_MB", "400"))
 RATIO = float(os.environ.get("DSHIFT_OOC_RATIO", "3.0"))
 N_WORKERS = 2
 
@@ -59,7 +60,12 @@ def test_fit_streams_data_three_times_the_cluster_memory(tmp_path):
     limit = WORKER_MB * 2**20
     nbytes = RATIO * N_WORKERS * limit
     n = int(nbytes // 8) + 1  # 2 float32 features per point
+    # Pausing at 80% cannot help a streaming fit (nothing is held to spill) and, with a
+    # worker at rest already near 210 MB, two paused workers would wait for each other.
+    # The limit itself (terminate at 95%) stays, and the test checks no worker restarted.
+    no_pause = {"distributed.worker.memory.pause": False}
     with (
+        dask.config.set(no_pause),
         LocalCluster(
             n_workers=N_WORKERS,
             threads_per_worker=1,
@@ -81,7 +87,7 @@ def test_fit_streams_data_three_times_the_cluster_memory(tmp_path):
         generated = time.perf_counter() - start
         X = da.from_zarr(path)
         assert X.nbytes >= RATIO * N_WORKERS * limit
-        client.run(lambda: None)  # every worker is up before we measure
+        workers_before = sorted(client.run(os.getpid).items())
 
         model = dshift.MeanShift(
             bandwidth=2.0, kernel="flat", seeding="sample", n_seeds=12, random_state=0
@@ -96,6 +102,7 @@ def test_fit_streams_data_three_times_the_cluster_memory(tmp_path):
         contingency = da.bincount(joint, minlength=4 * k).compute().reshape(4, k)
         ari = adjusted_rand_index(contingency)
         peaks = client.run(_peak_rss_mb)
+        workers_after = sorted(client.run(os.getpid).items())
 
     figures = {
         "data_MB": X.nbytes / 2**20,
@@ -108,6 +115,7 @@ def test_fit_streams_data_three_times_the_cluster_memory(tmp_path):
         "ari": round(ari, 4),
     }
     print("\nout-of-core figures:", figures)
+    assert workers_after == workers_before, "a worker was restarted (memory limit hit?)"
     assert model.history_ and model.n_iter_ < model.max_iter
     assert ari >= 0.95, figures
     assert all(peak < WORKER_MB for peak in peaks.values()), figures
