@@ -34,7 +34,9 @@ def keep_in_cluster(X: da.Array) -> da.Array:
     if client is None:
         return X.persist()
     blocks = [X.blocks[i, 0].compute(scheduler="sync") for i in range(X.numblocks[0])]
-    futures = client.scatter(blocks)
+    # hash=False: fresh keys per fit. With content-hashed keys two fits of the same array
+    # would share them, and releasing the first fit's futures could drop the second's data.
+    futures = client.scatter(blocks, hash=False)
     parts = [
         da.from_delayed(dask.delayed(future), shape=block.shape, dtype=X.dtype)
         for future, block in zip(futures, blocks)

@@ -487,3 +487,23 @@ def test_cluster_sizes_and_intensity(scheduler):
     # the bandwidth at the last evaluation) equals the count around the final center
     within = (cdist(X, ms.cluster_centers_) <= 1.2).sum(axis=0)
     assert_array_equal(ms.intensity_, within)
+
+
+def test_repeated_fits_of_one_numpy_array_on_the_cluster(dask_client):
+    """Non-regression for "lost dependencies": numpy chunks were scattered with
+    content-hashed keys, so a second fit of the same array shared keys with the first, and
+    releasing the first fit's data could cancel the second fit's tasks (or hang it)."""
+    import gc
+
+    X = blobs(seed=21)
+    expected = MeanShift(bandwidth=1.5, seeding="bin", row_chunks=40).fit(X).labels_
+    for _ in range(8):
+        first = MeanShift(bandwidth=1.5, seeding="bin", row_chunks=40).fit(X)
+        second = MeanShift(bandwidth=1.5, seeding="bin", row_chunks=40)
+        steps = iter(second.iter_fit(X))
+        next(steps)
+        del first
+        gc.collect()
+        for _ in steps:
+            pass
+        assert_array_equal(second.labels_, expected)
