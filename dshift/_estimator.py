@@ -3,20 +3,29 @@
 from __future__ import annotations
 
 import inspect
+import logging
 import math
+import os
 from collections.abc import Generator
 from numbers import Integral, Real
 from typing import Any
 
+import dask
 import dask.array as da
 import numpy as np
 
-from dshift import _centers, _kernels
+from dshift import _centers, _checkpoint, _kernels
 from dshift._bandwidth import estimate_bandwidth
-from dshift._io import as_dask_array
-from dshift._iterate import Step, label_blocks, mean_shift_loop
-from dshift._placement import PERSIST_FRACTION, available_memory, keep_in_cluster, loop_data
+from dshift._grid import grid_summary
+from dshift._io import as_dask_array, with_weights
+from dshift._iterate import LoopState, Step, label_blocks, mean_shift_loop, reduce_stats
+from dshift._placement import PERSIST_FRACTION, Placement, available_memory
 from dshift._seeding import SEEDINGS, check_seeds, make_seeds
+
+logger = logging.getLogger(__name__)
+
+#: ``algorithm`` values: iterate on the points, or on their occupied grid cells.
+ALGORITHMS = ("exact", "grid")
 
 
 class NotFittedError(ValueError, AttributeError):
@@ -76,6 +85,23 @@ class MeanShift:
         limit (of this machine's memory without a distributed client), otherwise it is
         streamed from its source every iteration. For the flat and Epanechnikov kernels the
         kept copy has its rows Morton-ordered within each chunk, so far tiles are skipped.
+    algorithm : {"exact", "grid"}, default="exact"
+        ``"exact"``: iterate on the points. ``"grid"``: one pass bins the points into cells
+        of edge ``grid_fraction * bandwidth``; the loop then runs on the occupied cells,
+        each one point at its points' mean weighing their number (MeanShift++-style).
+        Much faster in low dimensions (d <= ~6) when many points share cells; centers move
+        by a fraction of the cell size (see docs/features.md). Labels are still the nearest
+        center of every point.
+    grid_fraction : float, default=0.25
+        Cell edge for ``algorithm="grid"``, as a fraction of the bandwidth (0 < f <= 1).
+    checkpoint : str or path-like, default=None
+        A local file where the loop's state (centers, frozen flags, iteration counts,
+        history) is saved after every iteration, atomically. If the file exists when
+        ``fit`` starts, the fit resumes from it, and ends with the result an uninterrupted
+        fit would give; a checkpoint made with other parameters (``persist``,
+        ``row_chunks`` aside) or other data is refused with a ``ValueError``. Costs one
+        extra pass over X at the start (the data's fingerprint). The file is kept after the
+        fit: fitting again resumes at its end; delete it to start afresh.
 
     Attributes
     ----------
@@ -91,9 +117,11 @@ class MeanShift:
     bandwidth_ : float
         The bandwidth used (given or estimated).
     intensity_ : ndarray of shape (n_clusters,)
-        Points within the bandwidth of each center when it converged (the sort key).
-    cluster_sizes_ : ndarray of shape (n_clusters,), int64
-        Number of points labelled with each center.
+        Points within the bandwidth of each center when it converged (the sort key); with
+        ``sample_weight``, the sum of their weights.
+    cluster_sizes_ : ndarray of shape (n_clusters,)
+        Number of points labelled with each center (int64); with ``sample_weight``, the sum
+        of their weights (float64).
     seeding_ : str
         The seeding used: "given", "all", "bin" or "sample".
     seeds_ : ndarray of shape (n_seeds, n_features)
@@ -101,6 +129,8 @@ class MeanShift:
     history_ : list of Step
         One record per iteration: every seed's center, which are still active, the number
         of distinct centers computed, the largest shift and the elapsed time.
+    resumed_from_ : int or None
+        With ``checkpoint``: the iteration the fit resumed at, None if it started afresh.
 
     See Also
     --------
@@ -147,6 +177,9 @@ class MeanShift:
         random_state: int | np.random.Generator | None = None,
         row_chunks: int | None = None,
         persist: bool | str = "auto",
+        checkpoint: str | os.PathLike | None = None,
+        algorithm: str = "exact",
+        grid_fraction: float = 0.25,
     ) -> None:
         self.bandwidth = bandwidth
         self.kernel = kernel
@@ -161,6 +194,9 @@ class MeanShift:
         self.random_state = random_state
         self.row_chunks = row_chunks
         self.persist = persist
+        self.checkpoint = checkpoint
+        self.algorithm = algorithm
+        self.grid_fraction = grid_fraction
 
     # -- scikit-learn's estimator contract -----------------------------------------------
 
@@ -211,6 +247,11 @@ class MeanShift:
             )
         if self.kernel not in _kernels.KERNELS:
             raise bad("kernel", f"one of {sorted(_kernels.KERNELS)}")
+        if self.algorithm not in ALGORITHMS:
+            raise bad("algorithm", f"one of {list(ALGORITHMS)}")
+        g = self.grid_fraction
+        if isinstance(g, bool) or not (isinstance(g, Real) and math.isfinite(g) and 0 < g <= 1):
+            raise bad("grid_fraction", "a number in (0, 1]")
         if self.seeding not in SEEDINGS:
             raise bad("seeding", f"one of {list(SEEDINGS)}")
         for name, low in (("min_bin_freq", 1), ("max_iter", 1)):
@@ -234,7 +275,7 @@ class MeanShift:
         if not (self.persist == "auto" or isinstance(self.persist, (bool, np.bool_))):
             raise bad("persist", "'auto', True or False")
 
-    def fit(self, X: Any, y: Any = None) -> MeanShift:
+    def fit(self, X: Any, y: Any = None, sample_weight: Any = None) -> MeanShift:
         """Cluster X.
 
         Parameters
@@ -243,17 +284,22 @@ class MeanShift:
             Points to cluster; a string is the path or fsspec URL of a Zarr array.
         y : Ignored
             Not used, present for API consistency.
+        sample_weight : array-like, dask array, zarr.Array or str of shape (n_samples,)
+            Non-negative weight of each point: a point of weight w counts as w points (in
+            the means, the intensities, bin seeding's counts and ``cluster_sizes_``); a
+            point of weight 0 is as if absent (it still gets a label). The bandwidth
+            estimate ignores the weights. Default: every point weighs 1.
 
         Returns
         -------
         self : MeanShift
             The fitted estimator.
         """
-        for _ in self.iter_fit(X):
+        for _ in self.iter_fit(X, sample_weight=sample_weight):
             pass
         return self
 
-    def iter_fit(self, X: Any) -> Generator[Step, None, None]:
+    def iter_fit(self, X: Any, sample_weight: Any = None) -> Generator[Step, None, None]:
         """Fit X, yielding a :class:`Step` after every iteration (for live progress).
 
         The estimator is fitted once the generator is exhausted.
@@ -272,51 +318,87 @@ class MeanShift:
         self._validate_params()
         Xd, in_memory = as_dask_array(X, row_chunks=self.row_chunks)
         check_seeds(*Xd.shape, self.seeds, self.seeding)
-        if in_memory:
-            Xd = keep_in_cluster(Xd)
+        params = None
+        if self.checkpoint is not None:
+            params = _checkpoint.params_fingerprint(self._result_params())
+            _checkpoint.check_path(self.checkpoint)
+        d = Xd.shape[1]
+        weighted = sample_weight is not None
+        source = with_weights(Xd, sample_weight) if weighted else Xd
         persist = self.persist
         if persist == "auto":
-            persist = in_memory or Xd.nbytes <= PERSIST_FRACTION * available_memory()
-        Xloop = loop_data(Xd, persist=persist, spatial_order=self.kernel != "gaussian")
-        bandwidth = self.bandwidth
-        if bandwidth is None:
-            bandwidth = estimate_bandwidth(
-                Xd, random_state=0 if self.random_state is None else self.random_state
+            persist = in_memory or source.nbytes <= PERSIST_FRACTION * available_memory()
+        spatial = self.kernel != "gaussian"
+        place = Placement(
+            source, in_memory=in_memory, persist=persist, spatial_order=spatial, n_features=d
+        )
+        self.resumed_from_ = None
+        saved = data_id = None
+        if params is not None:
+            data_id = place.run(lambda: _checkpoint.data_fingerprint(place.data))
+            saved = _checkpoint.load(self.checkpoint, params, data_id)
+        if saved is not None:
+            bandwidth = saved.bandwidth
+            self.resumed_from_ = saved.state.iteration
+            logger.info(
+                "Resuming from checkpoint %s at iteration %d",
+                self.checkpoint,
+                saved.state.iteration,
             )
-            if bandwidth == 0 and self.kernel != "flat":
-                raise ValueError(
-                    "The estimated bandwidth is 0 (the sampled points' neighbours are "
-                    f"duplicates); the {self.kernel} kernel needs bandwidth > 0: pass "
-                    "bandwidth explicitly."
+        else:
+            bandwidth = place.run(lambda: self._bandwidth(place.data[:, :d]))
+        # The points the loop runs on: X itself, or its occupied grid cells as weighted points.
+        points, points_weighted = place, weighted
+        if self.algorithm == "grid":
+            cells = place.run(
+                lambda: grid_summary(place.loop, bandwidth * self.grid_fraction, weighted)
+            )
+            cells = as_dask_array(cells, row_chunks=self.row_chunks)[0]
+            points = Placement(
+                cells, in_memory=True, persist=True, spatial_order=spatial, n_features=d
+            )
+            points_weighted = True
+        if saved is not None:
+            seeds, seeding = saved.seeds, saved.seeding
+            state, history = saved.state, saved.history
+        else:
+            seeds, seeding = points.run(
+                lambda: make_seeds(
+                    points.data,
+                    binning_source=points.loop,
+                    seeds=self.seeds,
+                    seeding=self.seeding,
+                    n_seeds=self.n_seeds,
+                    bin_size=bandwidth if self.bin_size is None else self.bin_size,
+                    min_bin_freq=self.min_bin_freq,
+                    random_state=self.random_state,
+                    weighted=points_weighted,
                 )
-        bandwidth = float(bandwidth)
-        seeds, seeding = make_seeds(
-            Xd,
-            binning_source=Xloop,
-            seeds=self.seeds,
-            seeding=self.seeding,
-            n_seeds=self.n_seeds,
-            bin_size=bandwidth if self.bin_size is None else self.bin_size,
-            min_bin_freq=self.min_bin_freq,
-            random_state=self.random_state,
-        )
-        history: list[Step] = []
+            )
+            state, history = LoopState.start(seeds), []
+        kernel = _kernels.KERNELS[self.kernel]
+
+        def compute_stats(centers: np.ndarray) -> _kernels.ChunkStats:
+            return points.run(
+                lambda: dask.compute(
+                    reduce_stats(points.loop, centers, bandwidth, kernel, points_weighted)
+                )[0]
+            )
+
         loop = mean_shift_loop(
-            Xloop,
-            seeds,
-            bandwidth=bandwidth,
-            kernel=_kernels.KERNELS[self.kernel],
-            max_iter=self.max_iter,
-            tol=self.tol,
+            compute_stats, state, max_iter=self.max_iter, threshold=self.tol * bandwidth
         )
-        while True:
-            try:
-                step = next(loop)
-            except StopIteration as stop:
-                result = stop.value
-                break
+        for step in loop:
             history.append(step)
+            if params is not None:
+                _checkpoint.save(
+                    self.checkpoint,
+                    _checkpoint.Checkpoint(
+                        params, data_id, bandwidth, seeding, seeds, state, history
+                    ),
+                )
             yield step
+        result = state
         if not result.alive.any():
             raise ValueError(
                 f"No point was within bandwidth={bandwidth:f} of any seed. Try a different "
@@ -328,13 +410,15 @@ class MeanShift:
         keep = _centers.remove_near_duplicates(centers, bandwidth)
         # Labels use the centers exactly as returned, so predict(X) gives labels_ again.
         centers, intensity = centers[keep].astype(Xd.dtype), intensity[keep]
-        labels = label_blocks(Xd, centers, bandwidth, bool(self.cluster_all))
-        n_clusters = len(centers)
+        cluster_all = bool(self.cluster_all)
         if in_memory:
+            labels, sizes = place.run(
+                lambda: _labels_and_sizes(place.data, d, centers, bandwidth, cluster_all)
+            )
             labels = labels.compute()
-            sizes = np.bincount(labels[labels >= 0], minlength=n_clusters)
         else:
-            sizes = da.bincount(labels + 1, minlength=n_clusters + 1)[1:].compute()
+            labels, sizes = _labels_and_sizes(source, d, centers, bandwidth, cluster_all)
+        sizes = sizes.compute()
 
         self.n_features_in_ = Xd.shape[1]
         self.bandwidth_ = bandwidth
@@ -343,9 +427,29 @@ class MeanShift:
         self.history_ = history
         self.n_iter_ = int(result.n_iter.max())
         self.intensity_ = intensity
-        self.cluster_sizes_ = sizes.astype(np.int64)
+        self.cluster_sizes_ = sizes if weighted else sizes.astype(np.int64)
         self.cluster_centers_ = centers
         self.labels_ = labels
+
+    def _result_params(self) -> dict[str, Any]:
+        """Parameters that decide the fitted result (not where or how it is computed)."""
+        skip = {"checkpoint", "persist", "row_chunks"}
+        return {k: v for k, v in self.get_params().items() if k not in skip}
+
+    def _bandwidth(self, X: da.Array) -> float:
+        """The given bandwidth, or one estimated on a sample of X."""
+        if self.bandwidth is not None:
+            return float(self.bandwidth)
+        bandwidth = estimate_bandwidth(
+            X, random_state=0 if self.random_state is None else self.random_state
+        )
+        if bandwidth == 0 and self.kernel != "flat":
+            raise ValueError(
+                "The estimated bandwidth is 0 (the sampled points' neighbours are "
+                f"duplicates); the {self.kernel} kernel needs bandwidth > 0: pass "
+                "bandwidth explicitly."
+            )
+        return float(bandwidth)
 
     def predict(self, X: Any) -> np.ndarray | da.Array:
         """Index of the nearest cluster center for each point of X.
@@ -370,6 +474,16 @@ class MeanShift:
     def fit_predict(self, X: Any, y: Any = None) -> np.ndarray | da.Array:
         """Fit X and return ``labels_``."""
         return self.fit(X).labels_
+
+
+def _labels_and_sizes(
+    data: da.Array, d: int, centers: np.ndarray, bandwidth: float, cluster_all: bool
+) -> tuple[da.Array, da.Array]:
+    """Lazy labels of the points (X's first d columns), and the (weighted) cluster sizes."""
+    labels = label_blocks(data[:, :d], centers, bandwidth, cluster_all)
+    weights = data[:, d] if data.shape[1] > d else None
+    sizes = da.bincount(labels + 1, weights=weights, minlength=len(centers) + 1)[1:]
+    return labels, sizes
 
 
 def mean_shift(

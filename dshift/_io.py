@@ -10,9 +10,11 @@ import math
 import os
 from typing import Any
 
+import dask
 import dask.array as da
 import numpy as np
 import zarr
+from dask.base import tokenize
 
 #: Target size of one row chunk when dshift chooses the chunking itself.
 TARGET_CHUNK_BYTES = 16 * 2**20
@@ -53,6 +55,52 @@ def open_zarr_array(url: str | os.PathLike) -> zarr.Array:
     return node
 
 
+class CheckedZarrReader:
+    """Reads row blocks of a Zarr array; a failed read names the array, the rows and a fix.
+
+    A corrupt or truncated chunk otherwise surfaces as a codec error from deep inside a
+    worker (``RuntimeError: Zstd decompression error``) that says nothing about which data
+    is at fault.
+    """
+
+    def __init__(self, array: zarr.Array) -> None:
+        self.array = array
+        self.shape = array.shape
+        self.dtype = array.dtype
+        self.ndim = array.ndim
+
+    def __getitem__(self, key: Any) -> np.ndarray:
+        try:
+            return np.asarray(self.array[key])
+        except Exception as exc:
+            rows = key[0] if isinstance(key, tuple) else key
+            where = f"rows {rows.start}:{rows.stop}" if isinstance(rows, slice) else "a block"
+            raise ValueError(
+                f"Could not read {where} of the Zarr array {_store_name(self.array)!r} "
+                f"({type(exc).__name__}: {exc}): the store is corrupt, incomplete or "
+                "unreachable; rewrite the damaged chunks or restore the array from a copy."
+            ) from exc
+
+
+def _store_name(array: zarr.Array) -> str:
+    store = array.store
+    root = getattr(store, "root", None) or getattr(store, "path", None) or str(store)
+    return f"{os.fspath(root).rstrip('/')}/{array.path}".rstrip("/")
+
+
+def _read_zarr(array: zarr.Array, rows: int) -> da.Array:
+    """A lazy dask array over a Zarr array, ``rows`` rows per chunk, with checked reads."""
+    name = "read-zarr-" + tokenize(_store_name(array), array.metadata.to_dict(), rows)
+    return da.from_array(
+        CheckedZarrReader(array),
+        chunks=(rows, array.shape[1]),
+        name=name,
+        asarray=False,
+        lock=False,
+        meta=np.empty((0, 0), dtype=array.dtype),
+    )
+
+
 def row_chunks_for(n_samples: int, n_features: int, itemsize: int, n_cores: int = 1) -> int:
     """Rows per chunk when dshift chooses: ~16 MiB chunks, enough chunks to use the cores.
 
@@ -73,9 +121,14 @@ def _check_dtype(dtype: np.dtype, where: str) -> np.dtype:
         if dtype == np.float32 or dtype == np.float64:
             return dtype
         return np.dtype(np.float32) if dtype == np.float16 else np.dtype(np.float64)
-    kind = {"c": "complex", "O": "object", "U": "string", "S": "bytes", "M": "datetime"}.get(
-        dtype.kind, str(dtype)
-    )
+    kind = {
+        "c": "complex",
+        "O": "object",
+        "U": "string",
+        "T": "string",
+        "S": "bytes",
+        "M": "datetime",
+    }.get(dtype.kind, str(dtype))
     raise TypeError(
         f"{where} has dtype {dtype} ({kind}); dshift needs real numbers. Convert it first, "
         "e.g. X.astype('float64') (for complex data, stack X.real and X.imag as features)."
@@ -128,7 +181,7 @@ def as_dask_array(
         stored = X.chunks[0]
         rows = row_chunks or row_chunks_for(X.shape[0], X.shape[1], dtype.itemsize)
         rows = max(stored, (rows // stored) * stored)
-        arr = da.from_zarr(X, chunks=(rows, X.shape[1]))
+        arr = _read_zarr(X, rows)
     elif isinstance(X, da.Array):
         arr = X
         dtype = _check_dtype(arr.dtype, name)
@@ -198,3 +251,77 @@ def _check_shape(shape: tuple[int, ...], name: str, n_features: int | None) -> N
             f"{name} has {shape[1]} features, but the model was fitted with {n_features} "
             "features; pass data with the same columns as in fit."
         )
+
+
+def with_weights(X: da.Array, sample_weight: Any) -> da.Array:
+    """X with a last column of point weights, checked and aligned with X's row chunks.
+
+    Parameters
+    ----------
+    X : dask.array.Array of shape (n_samples, n_features)
+        As returned by :func:`as_dask_array`.
+    sample_weight : array-like, dask array, zarr.Array, str or path-like of shape (n_samples,)
+        Non-negative finite weights; a string is the path/URL of a 1-d Zarr array.
+
+    Returns
+    -------
+    XW : dask.array.Array of shape (n_samples, n_features + 1), X's dtype
+
+    Raises
+    ------
+    ValueError
+        If the weights have another length, or hold negative, NaN or infinite values, or
+        are all 0 (found in one pass over the weights, before X is read).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> XW = with_weights(da.ones((3, 2), chunks=2), [1, 0, 2.5])
+    >>> XW.compute()[:, -1].tolist(), XW.chunks
+    ([1.0, 0.0, 2.5], ((2, 1), (3,)))
+    """
+    n = X.shape[0]
+    if isinstance(sample_weight, (str, os.PathLike)):
+        sample_weight = open_zarr_array(sample_weight)
+    if isinstance(sample_weight, zarr.Array):
+        shape, dtype = sample_weight.shape, sample_weight.dtype
+        w = None
+    elif isinstance(sample_weight, da.Array):
+        shape, dtype, w = sample_weight.shape, sample_weight.dtype, sample_weight
+    else:
+        w = np.asarray(sample_weight)
+        shape, dtype = w.shape, w.dtype
+    if np.dtype(dtype).kind not in "fiub":
+        raise TypeError(
+            f"sample_weight has dtype {dtype}; it must hold real numbers (one weight per row)."
+        )
+    if len(shape) != 1 or shape[0] != n:
+        raise ValueError(
+            f"sample_weight must have shape ({n},), one weight per row of X, got shape "
+            f"{tuple(shape)}."
+        )
+    if w is None:
+        w = da.from_array(
+            CheckedZarrReader(sample_weight),
+            chunks=(X.chunks[0],),
+            name="read-zarr-" + tokenize(_store_name(sample_weight), X.chunks[0]),
+            asarray=False,
+            lock=False,
+            meta=np.empty(0, dtype=dtype),
+        )
+    elif not isinstance(w, da.Array):
+        w = da.from_array(w, chunks=(X.chunks[0],))
+    else:
+        w = w.rechunk((X.chunks[0],))
+    w = w.astype(np.float64)
+    bad, total = dask.compute((~(w >= 0) | ~da.isfinite(w)).sum(), w.sum())
+    if bad:
+        raise ValueError(
+            f"sample_weight contains {int(bad)} negative, NaN or infinite value(s); weights "
+            "must be finite and >= 0 (a point of weight w counts as w points)."
+        )
+    if total <= 0:
+        raise ValueError(
+            "sample_weight is 0 for every point; give at least one point a positive weight."
+        )
+    return da.concatenate([X, w.astype(X.dtype)[:, None]], axis=1).rechunk({1: -1})

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Generator
+from collections.abc import Callable, Generator
 from dataclasses import dataclass
 
 import dask
@@ -65,23 +65,46 @@ class Step:
 
 
 @dataclass
-class LoopResult:
-    """Final state of every seed after the loop."""
+class LoopState:
+    """Every seed's state; the loop updates it in place after each iteration.
+
+    ``iteration`` is the next iteration to run and ``elapsed`` the seconds spent in earlier
+    runs (both non-zero when a fit resumes from a checkpoint).
+    """
 
     centers: np.ndarray
-    intensity: np.ndarray
-    n_iter: np.ndarray
+    active: np.ndarray
     alive: np.ndarray
+    n_iter: np.ndarray
+    intensity: np.ndarray
+    iteration: int = 0
+    elapsed: float = 0.0
+
+    @classmethod
+    def start(cls, seeds: np.ndarray) -> LoopState:
+        """The state before the first iteration: every seed active at its position."""
+        m = len(seeds)
+        return cls(
+            centers=np.array(seeds, dtype=np.float64, copy=True),
+            active=np.ones(m, dtype=bool),
+            alive=np.ones(m, dtype=bool),
+            n_iter=np.zeros(m, dtype=np.int64),
+            intensity=np.zeros(m, dtype=np.float64),
+        )
 
 
-def reduce_stats(X: da.Array, centers: np.ndarray, bandwidth: float, kernel: int):
+def reduce_stats(
+    X: da.Array, centers: np.ndarray, bandwidth: float, kernel: int, weighted: bool = False
+):
     """Build the lazy map/reduce of :func:`~dshift._kernels.chunk_stats` over X's chunks.
 
-    Returns a ``dask.delayed`` object whose value is one :class:`ChunkStats`.
+    With ``weighted``, X's last column holds the point weights. Returns a ``dask.delayed``
+    object whose value is one :class:`ChunkStats`.
     """
     stats = dask.delayed(_kernels.chunk_stats, pure=True)
     shared = dask.delayed(centers, traverse=False)
-    parts = [stats(block, shared, bandwidth, kernel) for block in X.to_delayed().ravel()]
+    blocks = X.to_delayed().ravel()
+    parts = [stats(block, shared, bandwidth, kernel, weighted) for block in blocks]
     return tree_reduce(parts, _kernels.add_stats)
 
 
@@ -103,61 +126,56 @@ def check_finite(n_nonfinite: int) -> None:
 
 
 def mean_shift_loop(
-    X: da.Array,
-    seeds: np.ndarray,
+    compute_stats: Callable[[np.ndarray], _kernels.ChunkStats],
+    state: LoopState,
     *,
-    bandwidth: float,
-    kernel: int,
     max_iter: int,
-    tol: float,
-    check_first_pass: bool = True,
-) -> Generator[Step, None, LoopResult]:
-    """Run mean shift from ``seeds`` over the chunked points ``X``.
+    threshold: float,
+) -> Generator[Step, None, LoopState]:
+    """Run mean shift from ``state`` (updated in place), one iteration per yielded Step.
 
-    A generator: it yields a :class:`Step` after every iteration and returns a
-    :class:`LoopResult`. A seed stops when its shift is at most ``tol * bandwidth`` or after
-    iteration ``max_iter``; a seed with no point in reach is dropped. A seed's iteration
-    count is the 0-based iteration at which it stopped, as in scikit-learn.
+    ``compute_stats(centers)`` returns the total :class:`~dshift._kernels.ChunkStats` of
+    the data for those centers (one pass). A seed stops when its shift is at most
+    ``threshold`` or after iteration ``max_iter``; a seed with no point in reach is dropped.
+    A seed's iteration count is the 0-based iteration at which it stopped, as in
+    scikit-learn. Non-finite values are reported from the first iteration's pass.
     """
-    centers = np.array(seeds, dtype=np.float64, copy=True)
-    m = len(centers)
-    active = np.ones(m, dtype=bool)
-    alive = np.ones(m, dtype=bool)
-    n_iter = np.zeros(m, dtype=np.int64)
-    intensity = np.zeros(m, dtype=np.float64)
-    threshold = tol * bandwidth
-    start = time.perf_counter()
-    for it in range(max_iter + 1):
-        idx = np.flatnonzero(active)
+    s = state
+    start = time.perf_counter() - s.elapsed
+    while s.iteration <= max_iter:
+        it = s.iteration
+        idx = np.flatnonzero(s.active)
         if idx.size == 0:
             break
-        distinct, inverse = np.unique(centers[idx], axis=0, return_inverse=True)
+        distinct, inverse = np.unique(s.centers[idx], axis=0, return_inverse=True)
         inverse = inverse.ravel()
-        (total,) = dask.compute(reduce_stats(X, distinct, bandwidth, kernel))
-        if it == 0 and check_first_pass:
+        total = compute_stats(distinct)
+        if it == 0:
             check_finite(total.n_nonfinite)
         weights = total.weights[inverse]
         empty = weights == 0
         dropped = idx[empty]
-        alive[dropped] = False
-        active[dropped] = False
-        n_iter[dropped] = it
+        s.alive[dropped] = False
+        s.active[dropped] = False
+        s.n_iter[dropped] = it
         moved = idx[~empty]
-        new = centers[moved] + total.sums[inverse[~empty]] / weights[~empty, None]
-        shift = np.sqrt(((new - centers[moved]) ** 2).sum(axis=1))
-        centers[moved] = new
-        intensity[moved] = total.counts[inverse[~empty]]
+        new = s.centers[moved] + total.sums[inverse[~empty]] / weights[~empty, None]
+        shift = np.sqrt(((new - s.centers[moved]) ** 2).sum(axis=1))
+        s.centers[moved] = new
+        s.intensity[moved] = total.counts[inverse[~empty]]
         done = moved[(shift <= threshold) | (it == max_iter)]
-        active[done] = False
-        n_iter[done] = it
+        s.active[done] = False
+        s.n_iter[done] = it
+        s.iteration = it + 1
+        s.elapsed = time.perf_counter() - start
         step = Step(
             iteration=it,
-            centers=centers.copy(),
-            active=active.copy(),
-            alive=alive.copy(),
+            centers=s.centers.copy(),
+            active=s.active.copy(),
+            alive=s.alive.copy(),
             n_computed=len(distinct),
             max_shift=float(shift.max()) if shift.size else 0.0,
-            elapsed=time.perf_counter() - start,
+            elapsed=s.elapsed,
         )
         logger.info(
             "iteration %d: %d centers computed, %d still active, max shift %.3g, %.2fs",
@@ -168,7 +186,7 @@ def mean_shift_loop(
             step.elapsed,
         )
         yield step
-    return LoopResult(centers=centers, intensity=intensity, n_iter=n_iter, alive=alive)
+    return s
 
 
 def label_blocks(X: da.Array, centers: np.ndarray, bandwidth: float, cluster_all: bool) -> da.Array:

@@ -97,12 +97,13 @@ def _exp_nonpositive(x, scratch):  # pragma: no cover - compiled
 
 
 @numba.njit(nogil=True, cache=True, fastmath=_FASTMATH)
-def _accumulate(X, C, h2, kernel, sums, weights, counts):  # pragma: no cover - compiled
-    n, d = X.shape
-    m = C.shape[0]
+def _accumulate(X, C, h2, kernel, weighted, sums, weights, counts):  # pragma: no cover
+    n = X.shape[0]
+    m, d = C.shape
     T = np.empty((d, TILE_ROWS))
     d2 = np.empty(TILE_ROWS)
     w = np.empty(TILE_ROWS)
+    pw = np.ones(TILE_ROWS)
     scratch = np.empty(TILE_ROWS)
     lo = np.empty(d)
     hi = np.empty(d)
@@ -118,6 +119,9 @@ def _accumulate(X, C, h2, kernel, sums, weights, counts):  # pragma: no cover - 
         for i in range(t):
             for k in range(d):
                 T[k, i] = np.float64(X[start + i, k])
+        if weighted:  # the point weights ride in the last column
+            for i in range(t):
+                pw[i] = np.float64(X[start + i, d])
         for k in range(d):
             a = np.inf
             b = -np.inf
@@ -145,10 +149,10 @@ def _accumulate(X, C, h2, kernel, sums, weights, counts):  # pragma: no cover - 
                     d2[i] += diff * diff
             inside = 0.0
             for i in range(t):
-                inside += 1.0 if d2[i] <= h2 else 0.0
+                inside += pw[i] if d2[i] <= h2 else 0.0
             if kernel == FLAT:
                 for i in range(t):
-                    w[i] = 1.0 if d2[i] <= h2 else 0.0
+                    w[i] = pw[i] if d2[i] <= h2 else 0.0
                 total = inside
             elif kernel == GAUSSIAN:
                 for i in range(t):
@@ -156,11 +160,12 @@ def _accumulate(X, C, h2, kernel, sums, weights, counts):  # pragma: no cover - 
                 _exp_nonpositive(w[:t], scratch[:t])
                 total = 0.0
                 for i in range(t):
+                    w[i] *= pw[i]
                     total += w[i]
             else:
                 total = 0.0
                 for i in range(t):
-                    wi = 1.0 - d2[i] * inv_h2 if d2[i] <= h2 else 0.0
+                    wi = (1.0 - d2[i] * inv_h2) * pw[i] if d2[i] <= h2 else 0.0
                     w[i] = wi
                     total += wi
             counts[j] += inside
@@ -175,16 +180,21 @@ def _accumulate(X, C, h2, kernel, sums, weights, counts):  # pragma: no cover - 
     return nonfinite
 
 
-def chunk_stats(X: np.ndarray, centers: np.ndarray, bandwidth: float, kernel: int) -> ChunkStats:
+def chunk_stats(
+    X: np.ndarray, centers: np.ndarray, bandwidth: float, kernel: int, weighted: bool = False
+) -> ChunkStats:
     """Kernel-weighted sums of one block of points for every center.
 
     Parameters
     ----------
-    X : ndarray of shape (n_rows, n_features), float32 or float64
+    X : ndarray of shape (n_rows, n_features) or (n_rows, n_features + 1), float32/float64
+        The points; with ``weighted``, a last column of point weights (>= 0).
     centers : ndarray of shape (n_centers, n_features), float64
     bandwidth : float
     kernel : int
         One of ``FLAT``, ``GAUSSIAN``, ``EPANECHNIKOV``.
+    weighted : bool, default=False
+        A point of weight w counts as w points (in the sums, weights and counts).
 
     Returns
     -------
@@ -204,7 +214,8 @@ def chunk_stats(X: np.ndarray, centers: np.ndarray, bandwidth: float, kernel: in
     counts = np.zeros(m, dtype=np.float64)
     X = np.ascontiguousarray(X)
     C = np.ascontiguousarray(centers, dtype=np.float64)
-    nonfinite = _accumulate(X, C, float(bandwidth) ** 2, kernel, sums, weights, counts)
+    h2 = float(bandwidth) ** 2
+    nonfinite = _accumulate(X, C, h2, kernel, bool(weighted), sums, weights, counts)
     return ChunkStats(sums, weights, counts, int(nonfinite))
 
 
@@ -273,8 +284,13 @@ def nearest_labels(
     return labels
 
 
-def bin_cells(X: np.ndarray, bin_size: float) -> tuple[np.ndarray, np.ndarray, int]:
+def bin_cells(
+    X: np.ndarray, bin_size: float, weighted: bool = False
+) -> tuple[np.ndarray, np.ndarray, int]:
     """Occupied grid cells ``round(x / bin_size)`` of a block and their point counts.
+
+    With ``weighted``, the last column of X holds point weights and a cell's count is the
+    sum of its points' weights (float64).
 
     The block is processed in tiles of ``BIN_TILE_ROWS`` rows, so temporaries are bounded
     by the tile and the number of distinct cells, whatever the block size. Rows holding NaN
@@ -293,16 +309,21 @@ def bin_cells(X: np.ndarray, bin_size: float) -> tuple[np.ndarray, np.ndarray, i
     >>> cells.tolist(), counts.tolist(), bad
     ([[0.0, 0.0]], [2], 1)
     """
-    d = X.shape[1]
+    d = X.shape[1] - 1 if weighted else X.shape[1]
     cells = np.empty((0, d), dtype=np.float64)
-    counts = np.empty(0, dtype=np.int64)
+    counts = np.empty(0, dtype=np.float64 if weighted else np.int64)
     nonfinite = 0
     for start in range(0, X.shape[0], BIN_TILE_ROWS):
         tile = np.asarray(X[start : start + BIN_TILE_ROWS], dtype=np.float64)
         finite = np.isfinite(tile)
         nonfinite += int(finite.size - np.count_nonzero(finite))
         tile = tile[finite.all(axis=1)]
-        tile_cells, tile_counts = _unique_rows(np.round(tile / bin_size))
+        q = np.round(tile[:, :d] / bin_size)
+        if weighted:
+            tile_cells, inverse = np.unique(q, axis=0, return_inverse=True)
+            tile_counts = np.bincount(inverse.ravel(), tile[:, d], minlength=len(tile_cells))
+        else:
+            tile_cells, tile_counts = _unique_rows(q)
         cells, counts, _ = merge_cells((cells, counts, 0), (tile_cells, tile_counts, 0))
     return cells, counts, nonfinite
 
@@ -345,7 +366,7 @@ def merge_cells(
         return cells, counts, nonfinite
     merged, inverse = np.unique(cells, axis=0, return_inverse=True)
     summed = np.bincount(inverse.ravel(), weights=counts, minlength=len(merged))
-    return merged, summed.astype(np.int64), nonfinite
+    return merged, summed.astype(counts.dtype), nonfinite
 
 
 @numba.njit(nogil=True, cache=True)
@@ -415,9 +436,90 @@ def morton_order(X: np.ndarray) -> np.ndarray:
     return np.argsort(code, kind="stable")
 
 
-def spatially_sorted(X: np.ndarray) -> np.ndarray:
-    """The rows of a block in :func:`morton_order` (rows holding NaN/inf are kept)."""
+def spatially_sorted(X: np.ndarray, n_features: int | None = None) -> np.ndarray:
+    """The rows of a block in :func:`morton_order` of their first ``n_features`` columns
+    (all by default; extra columns, such as weights, move with their row). Blocks with
+    NaN/inf are returned as they are."""
     finite = np.isfinite(X).all(axis=1)
     if not finite.all():
         return X  # the fit raises on the first pass anyway
-    return np.ascontiguousarray(X[morton_order(X)])
+    return np.ascontiguousarray(X[morton_order(X[:, :n_features])])
+
+
+def grid_cells(
+    X: np.ndarray, cell_size: float, weighted: bool = False
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
+    """Occupied cells ``floor(x / cell_size)`` of a block, with their points' sums and weights.
+
+    With ``weighted``, the last column of X holds point weights. The block is processed in
+    tiles of ``BIN_TILE_ROWS`` rows, so temporaries are bounded by the tile and the number
+    of occupied cells. Rows holding NaN/inf are skipped and counted.
+
+    Returns
+    -------
+    cells : ndarray of shape (n_cells, n_features), float64 (integer-valued), sorted
+    sums : ndarray of shape (n_cells, n_features), float64
+        Weighted sum of the points in each cell.
+    weights : ndarray of shape (n_cells,), float64
+        Sum of the points' weights (their number when unweighted).
+    n_nonfinite : int
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> cells, sums, w, bad = grid_cells(np.array([[0.1], [0.3], [1.5]]), 1.0)
+    >>> cells.ravel().tolist(), sums.ravel().tolist(), w.tolist(), bad
+    ([0.0, 1.0], [0.4, 1.5], [2.0, 1.0], 0)
+    """
+    d = X.shape[1] - 1 if weighted else X.shape[1]
+    out = (np.empty((0, d)), np.empty((0, d)), np.empty(0), 0)
+    for start in range(0, X.shape[0], BIN_TILE_ROWS):
+        tile = np.asarray(X[start : start + BIN_TILE_ROWS], dtype=np.float64)
+        finite = np.isfinite(tile)
+        bad = int(finite.size - np.count_nonzero(finite))
+        tile = tile[finite.all(axis=1)]
+        points = tile[:, :d]
+        w = tile[:, d] if weighted else np.ones(len(tile))
+        cells, inverse = _unique_rows_inverse(np.floor(points / cell_size))
+        sums = np.stack(
+            [np.bincount(inverse, points[:, k] * w, len(cells)) for k in range(d)], axis=1
+        ).reshape(len(cells), d)
+        part = (cells, sums, np.bincount(inverse, w, len(cells)), bad)
+        out = merge_grid_cells(out, part)
+    return out
+
+
+def _unique_rows_inverse(q: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``np.unique(q, axis=0, return_inverse=True)`` for integer-valued float rows, fast
+    (one int64 key per row in mixed radix when the ranges allow, as in ``_unique_rows``)."""
+    if len(q) == 0:
+        return q, np.empty(0, dtype=np.intp)
+    lo = q.min(axis=0)
+    span = q.max(axis=0) - lo + 1
+    if float(np.prod(span)) >= 2.0**62:
+        cells, inverse = np.unique(q, axis=0, return_inverse=True)
+        return cells, inverse.ravel()
+    radix = np.ones(q.shape[1], dtype=np.int64)
+    radix[:-1] = np.cumprod(span[::-1].astype(np.int64))[::-1][1:]
+    keys, inverse = np.unique((q - lo).astype(np.int64) @ radix, return_inverse=True)
+    cells = (keys[:, None] // radix) % span.astype(np.int64) + lo
+    return cells.astype(np.float64), inverse
+
+
+def merge_grid_cells(
+    *parts: tuple[np.ndarray, np.ndarray, np.ndarray, int],
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
+    """Union of :func:`grid_cells` results, adding the sums and weights of shared cells."""
+    cells = np.concatenate([p[0] for p in parts])
+    sums = np.concatenate([p[1] for p in parts])
+    weights = np.concatenate([p[2] for p in parts])
+    bad = sum(p[3] for p in parts)
+    if len(cells) == 0:
+        return cells, sums, weights, bad
+    merged, inverse = np.unique(cells, axis=0, return_inverse=True)
+    inverse = inverse.ravel()
+    d = cells.shape[1]
+    summed = np.stack(
+        [np.bincount(inverse, sums[:, k], len(merged)) for k in range(d)], axis=1
+    ).reshape(len(merged), d)
+    return merged, summed, np.bincount(inverse, weights, len(merged)), bad

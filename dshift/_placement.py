@@ -7,12 +7,22 @@ read may have its rows reordered within chunks (sums do not depend on the order)
 
 from __future__ import annotations
 
+import logging
 import os
+from collections.abc import Callable
+from concurrent.futures import CancelledError
+from typing import TypeVar
 
 import dask
 import dask.array as da
 
 from dshift import _kernels
+
+logger = logging.getLogger(__name__)
+T = TypeVar("T")
+
+#: How many times one step is retried after data were lost with a worker.
+MAX_RECOVERIES = 3
 
 
 def _client():
@@ -58,7 +68,9 @@ def available_memory() -> int:
     return sum(w.get("memory_limit") or host for w in workers)
 
 
-def loop_data(X: da.Array, *, persist: bool, spatial_order: bool) -> da.Array:
+def loop_data(
+    X: da.Array, *, persist: bool, spatial_order: bool, n_features: int | None = None
+) -> da.Array:
     """The copy of X the iterations read: Morton-ordered within chunks, and/or persisted.
 
     Row order within a chunk does not change the sums (only their rounding), and spatially
@@ -67,6 +79,59 @@ def loop_data(X: da.Array, *, persist: bool, spatial_order: bool) -> da.Array:
     """
     if persist:
         if spatial_order:
-            X = X.map_blocks(_kernels.spatially_sorted, dtype=X.dtype)
+            X = X.map_blocks(_kernels.spatially_sorted, n_features, dtype=X.dtype)
         X = X.persist()
     return X
+
+
+class Placement:
+    """The arrays a fit reads, placed in the cluster, and rebuilt if a worker is lost.
+
+    ``data`` is X in its own row order (kept in the cluster for in-memory input), ``loop``
+    the copy the iterations read (see :func:`loop_data`). Data computed from a graph
+    (Zarr, dask) is recomputed by the scheduler when the worker holding it dies; scattered
+    numpy chunks cannot be, so :meth:`run` places them again from the client's array and
+    runs the step again. Steps are deterministic, so the result is the same.
+    """
+
+    def __init__(
+        self,
+        source: da.Array,
+        *,
+        in_memory: bool,
+        persist: bool,
+        spatial_order: bool,
+        n_features: int | None = None,
+    ):
+        self.source = source
+        self.n_features = n_features
+        self.in_memory = in_memory
+        self.persist = persist
+        self.spatial_order = spatial_order
+        self.recoveries = 0
+        self._place()
+
+    def _place(self) -> None:
+        self.data = keep_in_cluster(self.source) if self.in_memory else self.source
+        self.loop = loop_data(
+            self.data,
+            persist=self.persist,
+            spatial_order=self.spatial_order,
+            n_features=self.n_features,
+        )
+
+    def run(self, step: Callable[[], T]) -> T:
+        """Run ``step()`` (which reads ``self.data``/``self.loop``), again if data were lost."""
+        for attempt in range(MAX_RECOVERIES + 1):
+            try:
+                return step()
+            except CancelledError as exc:
+                if attempt == MAX_RECOVERIES:
+                    raise RuntimeError(
+                        f"Data were lost with a worker {attempt + 1} times in one step ({exc}); "
+                        "check the workers' logs (memory limits, crashes) and fit again."
+                    ) from exc
+                self.recoveries += 1
+                logger.warning("Data lost with a worker (%s); placing it again and retrying", exc)
+                self._place()
+        raise AssertionError("unreachable")

@@ -41,9 +41,11 @@ def sample_rows(X: da.Array, n: int, random_state: Any = None) -> np.ndarray:
     return np.asarray(X[idx].compute())
 
 
-def _cells(X: da.Array, bin_size: float) -> tuple[np.ndarray, np.ndarray, int]:
+def _cells(
+    X: da.Array, bin_size: float, weighted: bool = False
+) -> tuple[np.ndarray, np.ndarray, int]:
     cells = dask.delayed(_kernels.bin_cells, pure=True)
-    parts = [cells(block, bin_size) for block in X.to_delayed().ravel()]
+    parts = [cells(block, bin_size, weighted) for block in X.to_delayed().ravel()]
     (result,) = dask.compute(tree_reduce(parts, _kernels.merge_cells))
     return result
 
@@ -103,9 +105,12 @@ def _warn_binning_failed(bin_size: float) -> None:
     )
 
 
-def _bin_seeds(Xd: da.Array, bin_size: float, min_bin_freq: int) -> np.ndarray:
-    """Seeds of the cells holding at least ``min_bin_freq`` points (one pass over X)."""
-    cells, counts, n_nonfinite = _cells(Xd, bin_size)
+def _bin_seeds(
+    Xd: da.Array, bin_size: float, min_bin_freq: int, weighted: bool = False
+) -> np.ndarray:
+    """Seeds of the cells holding at least ``min_bin_freq`` points (one pass over X);
+    with ``weighted``, a cell holds the sum of its points' weights."""
+    cells, counts, n_nonfinite = _cells(Xd, bin_size, weighted)
     check_finite(n_nonfinite)
     chosen = cells[counts >= min_bin_freq]
     if len(chosen) == 0:
@@ -116,12 +121,17 @@ def _bin_seeds(Xd: da.Array, bin_size: float, min_bin_freq: int) -> np.ndarray:
     return np.asarray(chosen, dtype=np.float32) * bin_size
 
 
-def _all_points(Xd: da.Array) -> np.ndarray:
+def _all_points(Xd: da.Array, weighted: bool = False) -> np.ndarray:
     if Xd.shape[0] > ALL_SEEDS_LIMIT:
         _all_points_limit(Xd.shape[0])
     points = np.asarray(Xd.compute())
     check_finite(int(points.size - np.count_nonzero(np.isfinite(points))))
-    return points
+    return _positive_weight_points(points, weighted)
+
+
+def _positive_weight_points(rows: np.ndarray, weighted: bool) -> np.ndarray:
+    """Drop the weight column, and the rows of weight 0 (they are not there)."""
+    return rows[rows[:, -1] > 0, :-1] if weighted else rows
 
 
 def check_seeds(n_samples: int, n_features: int, seeds: Any, seeding: str) -> np.ndarray | None:
@@ -160,15 +170,18 @@ def make_seeds(
     bin_size: float,
     min_bin_freq: int,
     random_state: Any,
+    weighted: bool = False,
 ) -> tuple[np.ndarray, str]:
     """Choose the seeds for a fit; returns them (float64) and the method actually used.
 
     ``"auto"``: explicit ``seeds`` if given; every point up to 10,000 points (as
     scikit-learn); otherwise bins, or a sample of ``n_seeds`` points if binning gives more
     than 10,000 seeds. Bins are counted on ``binning_source`` (the same rows as ``Xd`` in
-    any order, e.g. the loop's persisted copy) when given.
+    any order, e.g. the loop's persisted copy) when given. With ``weighted``, Xd's last
+    column holds the point weights: bins count weights, and points of weight 0 are never
+    seeds.
     """
-    n, d = Xd.shape
+    n, d = Xd.shape[0], Xd.shape[1] - int(weighted)
     given = check_seeds(n, d, seeds, seeding)
     if given is not None:
         return given, "given"
@@ -178,17 +191,18 @@ def make_seeds(
     if seeding == "bin" and bin_size == 0:
         seeding = "all"
     if seeding == "all":
-        return _all_points(Xd), "all"
+        return _all_points(Xd, weighted), "all"
     if seeding == "bin":
         binned = _bin_seeds(
-            Xd if binning_source is None else binning_source, bin_size, min_bin_freq
+            Xd if binning_source is None else binning_source, bin_size, min_bin_freq, weighted
         )
         if auto and len(binned) > AUTO_MAX_BIN_SEEDS:
             seeding = "sample"
         elif len(binned) == n:
             _warn_binning_failed(bin_size)
-            return _all_points(Xd), "all"
+            return _all_points(Xd, weighted), "all"
         else:
             return binned, "bin"
     count = DEFAULT_N_SEEDS if n_seeds is None else n_seeds
-    return sample_rows(Xd, count, random_state).astype(np.float64), "sample"
+    rows = _positive_weight_points(sample_rows(Xd, count, random_state), weighted)
+    return rows.astype(np.float64), "sample"

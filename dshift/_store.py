@@ -179,10 +179,13 @@ def read_model(path: str | os.PathLike):
     try:
         group = zarr.open_group(_normalize(path), mode="r")
         centers = np.asarray(group["centers"][:])
-    except (FileNotFoundError, KeyError) as exc:
+        intensity = np.asarray(group["intensity"][:])
+        sizes = np.asarray(group["cluster_sizes"][:])
+    except (FileNotFoundError, KeyError, zarr.errors.ContainsArrayError) as exc:
         raise FileNotFoundError(
-            f"{os.fspath(path)!r} is not a dshift result (a Zarr group with 'centers'); "
-            "create one with `dshift fit` or dshift.write_result."
+            f"{os.fspath(path)!r} is not a dshift result (a Zarr group with 'centers', "
+            "'intensity' and 'cluster_sizes'); create one with `dshift fit` or "
+            "dshift.write_result."
         ) from exc
     attrs = group.attrs
     model = MeanShift()  # the fit's parameters stay in the group's attributes
@@ -190,7 +193,7 @@ def read_model(path: str | os.PathLike):
     model.n_features_in_ = centers.shape[1]
     model.bandwidth_ = float(attrs.get("bandwidth", float("nan")))
     model.n_iter_ = int(attrs.get("n_iter", 0))
-    model.intensity_ = np.asarray(group["intensity"][:])
-    model.cluster_sizes_ = np.asarray(group["cluster_sizes"][:])
+    model.intensity_ = intensity
+    model.cluster_sizes_ = sizes
     model.history_ = []
     return model

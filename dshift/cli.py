@@ -7,6 +7,7 @@ otherwise an embedded LocalCluster on 127.0.0.1 is started (``--workers``, ``--t
 
 from __future__ import annotations
 
+import logging
 import os
 import time
 from collections.abc import Iterator
@@ -42,13 +43,33 @@ def cluster_options(func):
             "--scheduler",
             metavar="ADDRESS",
             envvar="DASK_SCHEDULER_ADDRESS",
-            help="Address of a running scheduler (tcp://host:8786); default: start a "
-            "LocalCluster on 127.0.0.1. Also read from DASK_SCHEDULER_ADDRESS.",
+            help="Address of a running scheduler (tcp://host:8786, or tls://host:8786 with "
+            "the --tls-* options); default: start a LocalCluster on 127.0.0.1. Also read "
+            "from DASK_SCHEDULER_ADDRESS.",
         ),
         click.option("--workers", default=2, show_default=True, help="LocalCluster workers."),
         click.option("--threads", default=1, show_default=True, help="Threads per worker."),
         click.option(
             "--memory-limit", default="2GiB", show_default=True, help="Per LocalCluster worker."
+        ),
+        click.option(
+            "--tls-ca-file",
+            metavar="PEM",
+            envvar="DASK_TLS_CA_FILE",
+            help="TLS: the CA certificate that signed the cluster's certificates (with "
+            "--tls-cert, --tls-key and --scheduler tls://...). Also DASK_TLS_CA_FILE.",
+        ),
+        click.option(
+            "--tls-cert",
+            metavar="PEM",
+            envvar="DASK_TLS_CERT",
+            help="TLS: this client's certificate. Also DASK_TLS_CERT.",
+        ),
+        click.option(
+            "--tls-key",
+            metavar="PEM",
+            envvar="DASK_TLS_KEY",
+            help="TLS: the private key of --tls-cert. Also DASK_TLS_KEY.",
         ),
     ]
     for option in reversed(options):
@@ -56,22 +77,131 @@ def cluster_options(func):
     return func
 
 
+# the dask_client() arguments that cluster_options() adds to a command
+CLUSTER_OPTIONS = (
+    "scheduler",
+    "workers",
+    "threads",
+    "memory_limit",
+    "tls_ca_file",
+    "tls_cert",
+    "tls_key",
+)
+_TLS_FLAGS = {"tls_ca_file": "--tls-ca-file", "tls_cert": "--tls-cert", "tls_key": "--tls-key"}
+
+
+def tls_security(
+    scheduler: str | None, tls_ca_file: str | None, tls_cert: str | None, tls_key: str | None
+) -> tuple[str | None, Any]:
+    """Check the TLS options before connecting; return (scheduler address, Security or None).
+
+    With all three files: a ``distributed.security.Security`` requiring encryption, and the
+    address with ``tls://`` added if it had no scheme. With none: ``None``, except that a
+    ``tls://`` address needs certificates, from the options or from Dask's configuration
+    (``distributed.comm.tls.*``, e.g. the DASK_DISTRIBUTED__COMM__TLS__* variables).
+    """
+    import ssl
+
+    from distributed.security import Security
+
+    files = {"tls_ca_file": tls_ca_file, "tls_cert": tls_cert, "tls_key": tls_key}
+    given = {name: path for name, path in files.items() if path}
+    if not given:
+        if scheduler and scheduler.startswith("tls://"):
+            configured = Security()
+            if not (configured.tls_ca_file and configured.tls_client_cert):
+                raise ValueError(
+                    f"The scheduler at {scheduler} uses TLS: pass --tls-ca-file, --tls-cert "
+                    "and --tls-key (or set DASK_TLS_CA_FILE, DASK_TLS_CERT and DASK_TLS_KEY)."
+                )
+        return scheduler, None
+    if len(given) < len(files):
+        missing = " and ".join(flag for name, flag in _TLS_FLAGS.items() if name not in given)
+        raise ValueError(
+            f"TLS needs --tls-ca-file, --tls-cert and --tls-key together; missing {missing}."
+        )
+    if not scheduler:
+        raise ValueError(
+            "--tls-ca-file/--tls-cert/--tls-key are for a running scheduler: pass "
+            "--scheduler tls://HOST:PORT (the embedded LocalCluster does not use TLS)."
+        )
+    if "://" not in scheduler:
+        scheduler = f"tls://{scheduler}"
+    elif not scheduler.startswith("tls://"):
+        raise ValueError(
+            f"--tls-ca-file/--tls-cert/--tls-key need a tls:// scheduler address, got "
+            f"{scheduler}; use tls://{scheduler.split('://', 1)[1]}."
+        )
+    for name, path in given.items():
+        if not os.path.isfile(path):
+            raise FileNotFoundError(f"{_TLS_FLAGS[name]}: the file {path} does not exist.")
+    try:
+        ssl.create_default_context(cafile=tls_ca_file)
+    except (ssl.SSLError, ValueError) as exc:
+        raise ValueError(
+            f"--tls-ca-file {tls_ca_file} is not a PEM CA certificate ({exc})."
+        ) from None
+    try:
+        ssl.create_default_context().load_cert_chain(tls_cert, tls_key)
+    except (ssl.SSLError, ValueError) as exc:
+        raise ValueError(
+            f"--tls-cert {tls_cert} and --tls-key {tls_key} are not a matching PEM "
+            f"certificate and private key ({exc})."
+        ) from None
+    security = Security(
+        tls_ca_file=tls_ca_file,
+        tls_client_cert=tls_cert,
+        tls_client_key=tls_key,
+        require_encryption=True,
+    )
+    return scheduler, security
+
+
+def _connect(scheduler: str, security: Any) -> Any:
+    """``Client(scheduler)``, turning connection failures into one-line errors."""
+    from distributed import Client
+    from distributed.comm.core import CommClosedError
+
+    try:
+        return Client(scheduler, timeout="10s", security=security)
+    except RuntimeError as exc:  # e.g. tcp:// while Dask's config requires encryption
+        raise ValueError(f"Could not connect to the Dask scheduler at {scheduler}: {exc}") from None
+    except OSError as exc:
+        tls = scheduler.startswith("tls://")
+        if tls and ("TLS" in str(exc) or "SSL" in str(exc) or isinstance(exc, CommClosedError)):
+            raise ConnectionRefusedError(
+                f"TLS handshake with the Dask scheduler at {scheduler} failed ({exc}); check "
+                "that the scheduler runs with TLS, that --tls-ca-file is the CA that signed "
+                "its certificate and that --tls-cert/--tls-key are signed by a CA it trusts."
+            ) from None
+        if not tls and isinstance(exc, CommClosedError):
+            raise ConnectionRefusedError(
+                f"The Dask scheduler at {scheduler} closed the connection ({exc}); if it uses "
+                "TLS, connect to tls://HOST:PORT with --tls-ca-file, --tls-cert and --tls-key."
+            ) from None
+        raise TimeoutError(
+            f"Could not reach the Dask scheduler at {scheduler} within 10 s ({exc}); check "
+            "the address and that `dask scheduler` is running."
+        ) from None
+
+
 @contextmanager
 def dask_client(
-    scheduler: str | None, workers: int, threads: int, memory_limit: str
+    scheduler: str | None,
+    workers: int,
+    threads: int,
+    memory_limit: str,
+    tls_ca_file: str | None = None,
+    tls_cert: str | None = None,
+    tls_key: str | None = None,
 ) -> Iterator[Any]:
-    """A distributed Client on ``scheduler`` or on a new LocalCluster bound to 127.0.0.1."""
+    """A distributed Client on ``scheduler`` (over TLS with the three certificate files)
+    or on a new LocalCluster bound to 127.0.0.1."""
     from distributed import Client, LocalCluster
 
+    scheduler, security = tls_security(scheduler, tls_ca_file, tls_cert, tls_key)
     if scheduler:
-        try:
-            client = Client(scheduler, timeout="10s")
-        except OSError as exc:
-            raise TimeoutError(
-                f"Could not reach the Dask scheduler at {scheduler} within 10 s ({exc}); check "
-                "the address and that `dask scheduler` is running."
-            ) from None
-        with client:
+        with _connect(scheduler, security) as client:
             click.echo(f"Connected to {scheduler}; dashboard: {client.dashboard_link}")
             yield client
         return
@@ -82,6 +212,8 @@ def dask_client(
             memory_limit=memory_limit,
             host="127.0.0.1",
             dashboard_address="127.0.0.1:0",
+            # Task errors reach the user as one line; the workers' tracebacks would not.
+            silence_logs=logging.CRITICAL,
         ) as cluster,
         Client(cluster) as client,
     ):
@@ -92,14 +224,26 @@ def dask_client(
         yield client
 
 
-def fit_with_progress(model: MeanShift, X: Any) -> MeanShift:
+def fit_with_progress(model: MeanShift, X: Any, sample_weight: Any = None) -> MeanShift:
     """Fit, printing one line per iteration: active centers, max shift, elapsed time."""
-    for step in model.iter_fit(X):
+    told = False
+
+    def tell_resumed() -> None:
+        nonlocal told
+        if not told and getattr(model, "resumed_from_", None) is not None:
+            click.echo(
+                f"Resumed from checkpoint {model.checkpoint} at iteration {model.resumed_from_}"
+            )
+        told = True
+
+    for step in model.iter_fit(X, sample_weight=sample_weight):
+        tell_resumed()
         click.echo(
             f"  iteration {step.iteration:4d}  active {step.n_active:6d}/{len(step.active):<6d}"
             f" computed {step.n_computed:6d}  max shift {step.max_shift:10.4g}"
             f"  {step.elapsed:7.1f}s"
         )
+    tell_resumed()
     return model
 
 
@@ -112,7 +256,8 @@ def _report(model: MeanShift) -> None:
     for k, (center, size) in enumerate(zip(model.cluster_centers_, model.cluster_sizes_)):
         coords = ", ".join(f"{v:8.3f}" for v in center[:6])
         more = ", ..." if len(center) > 6 else ""
-        click.echo(f"  cluster {k:3d}: size {size:>10d}  center [{coords}{more}]")
+        size = f"{size:>10d}" if isinstance(size, (int, np.integer)) else f"{size:>10.6g}"
+        click.echo(f"  cluster {k:3d}: size {size}  center [{coords}{more}]")
 
 
 @click.group(cls=_OneLineErrors, context_settings={"help_option_names": ["-h", "--help"]})
@@ -177,20 +322,32 @@ def make_blobs_cmd(
 @click.option("--tol", default=1e-3, show_default=True, type=float)
 @click.option("--orphans/--cluster-all", default=False, help="Label -1 points out of reach.")
 @click.option("--seed", "random_state", type=int, help="Random seed for sampling.")
+@click.option(
+    "--sample-weight",
+    metavar="ZARR",
+    help="1-d Zarr array of non-negative point weights, one per row of INPUT (a point of "
+    "weight w counts as w points).",
+)
+@click.option(
+    "--checkpoint",
+    metavar="FILE",
+    help="Save the loop's state to FILE after every iteration; if FILE exists, resume from "
+    "it (it must come from the same data and parameters).",
+)
 @click.option("--overwrite", is_flag=True, help="Replace OUTPUT if it exists.")
 @cluster_options
-def fit_cmd(input_path, output, overwrite, orphans, **options):
+def fit_cmd(input_path, output, overwrite, orphans, sample_weight, **options):
     """Cluster the Zarr array INPUT; write labels and centers to the Zarr group OUTPUT.
 
     \b
     Example:
       dshift fit data/blobs.zarr/X result.zarr --kernel flat --bandwidth 2 --seeding bin
     """
-    cluster = {k: options.pop(k) for k in ("scheduler", "workers", "threads", "memory_limit")}
+    cluster = {k: options.pop(k) for k in CLUSTER_OPTIONS}
     _store.check_writable(output, overwrite=overwrite)
     model = MeanShift(cluster_all=not orphans, **options)
     with dask_client(**cluster):
-        fit_with_progress(model, input_path)
+        fit_with_progress(model, input_path, sample_weight)
         _report(model)
         stored_rows = open_zarr_array(input_path).chunks[0]
         path = _store.write_result(output, model, overwrite=overwrite, chunk_rows=stored_rows)
@@ -249,7 +406,8 @@ def estimate_bandwidth_cmd(input_path, quantile, n_samples, seed, **cluster):
 @click.argument("input_path", metavar="INPUT")
 @click.argument("png")
 @click.option("--n-points", default=20_000, show_default=True, type=int)
-def plot_cmd(result, input_path, png, n_points):
+@click.option("--overwrite", is_flag=True, help="Replace PNG if it exists.")
+def plot_cmd(result, input_path, png, n_points, overwrite):
     """Save a PNG of a sample of INPUT coloured by the centers of RESULT.
 
     \b
@@ -258,6 +416,7 @@ def plot_cmd(result, input_path, png, n_points):
     """
     from dshift.plotting import plot_fit
 
+    _store.check_writable(png, overwrite=overwrite)
     click.echo(f"Plot: {plot_fit(input_path, _store.read_model(result), png, n_points=n_points)}")
 
 
@@ -277,6 +436,8 @@ def demo_cmd(n_samples, output, plot, overwrite, **cluster):
     data = os.path.join(output, "blobs.zarr")
     result = os.path.join(output, "result.zarr")
     png = os.path.join(output, "clusters.png")
+    if n_samples < 1:
+        raise ValueError(f"--n-samples must be a positive integer, got {n_samples}.")
     for path in (data, result):
         _store.check_writable(path, overwrite=overwrite)
     os.makedirs(output, exist_ok=True)

@@ -78,6 +78,13 @@ def plot_fit(
         ax.set_xlabel(f"feature {i}")
         ax.set_ylabel(f"feature {j}" if two_d else "")
     fig.tight_layout()
-    fig.savefig(os.fspath(path), dpi=100)
-    plt.close(fig)
-    return os.fspath(path)
+    path = os.fspath(path)
+    tmp = os.path.join(os.path.dirname(os.path.abspath(path)), f".{os.path.basename(path)}.tmp")
+    try:  # written under a temporary name, then renamed: never a half-written PNG
+        fig.savefig(tmp, dpi=100, format=os.path.splitext(path)[1][1:] or "png")
+        os.replace(tmp, path)
+    finally:
+        plt.close(fig)
+        if os.path.exists(tmp):
+            os.remove(tmp)
+    return path

@@ -10,20 +10,22 @@ from pathlib import Path
 import dask
 import distributed
 import jsonschema
+import pytest
 import yaml
 
 ROOT = Path(__file__).parents[1]
 SCHEMA = ROOT.parent / "shared" / "data" / "compose-spec.json"
 
 
-def load():
-    return yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+def load(name="docker-compose.yml"):
+    return yaml.safe_load((ROOT / name).read_text())
 
 
 def test_compose_file_follows_the_compose_specification():
     # the spec declares draft-07 under a URL jsonschema does not recognise: name it explicitly
     validator = jsonschema.Draft7Validator(json.loads(SCHEMA.read_text()))
     validator.validate(load())
+    validator.validate(load("docker-compose.tls.yml"))
     broken = load()
     broken["services"]["worker"]["comand"] = ["typo"]  # unknown keys are refused
     assert not validator.is_valid(broken)
@@ -42,8 +44,9 @@ def test_topology_scheduler_workers_notebook_from_one_image():
         assert "data:/data" in service["volumes"]
 
 
-def test_service_commands_exist_in_the_environment():
-    services = load()["services"]
+@pytest.mark.parametrize("compose_file", ["docker-compose.yml", "docker-compose.tls.yml"])
+def test_service_commands_exist_in_the_environment(compose_file):
+    services = load(compose_file)["services"]
     dask_bin = os.path.join(os.path.dirname(sys.executable), "dask")
     for name in ("scheduler", "worker"):
         command = services[name]["command"]
@@ -53,7 +56,37 @@ def test_service_commands_exist_in_the_environment():
         ).stdout
         for option in (c for c in command[2:] if c.startswith("--")):
             assert option in help_text, f"{name}: {option} is not an option of dask {name}"
-    assert services["notebook"]["command"][:2] == ["jupyter", "lab"]
+    if "command" in services["notebook"]:
+        assert services["notebook"]["command"][:2] == ["jupyter", "lab"]
+
+
+def test_tls_override_switches_every_service_to_tls_with_the_generated_certificates():
+    base, tls = load()["services"], load("docker-compose.tls.yml")["services"]
+    assert set(tls) == set(base)  # overrides only: images, ports, replicas come from the base
+    # the three files docker/make-certs.py writes, mounted from ./certs
+    files = {
+        "--tls-ca-file": "/certs/ca.pem",
+        "--tls-cert": "/certs/cluster.pem",
+        "--tls-key": "/certs/cluster-key.pem",
+    }
+    make_certs = (ROOT / "docker" / "make-certs.py").read_text()
+    assert all(path.removeprefix("/certs/") in make_certs for path in files.values())
+    for name in ("scheduler", "worker"):
+        command = tls[name]["command"]
+        for flag, path in files.items():
+            assert command[command.index(flag) + 1] == path, (name, flag)
+        # the TLS command keeps every option of the plain one
+        assert {c for c in base[name]["command"] if c.startswith("--")} <= set(command)
+    scheduler = tls["scheduler"]["command"]
+    assert scheduler[scheduler.index("--protocol") + 1] == "tls"
+    assert "tls://scheduler:8786" in tls["worker"]["command"]
+    env = tls["notebook"]["environment"]
+    assert env["DASK_SCHEDULER_ADDRESS"] == "tls://scheduler:8786"
+    assert env["DASK_DISTRIBUTED__COMM__TLS__CA_FILE"] == files["--tls-ca-file"]
+    assert env["DASK_DISTRIBUTED__COMM__TLS__CLIENT__CERT"] == files["--tls-cert"]
+    assert env["DASK_DISTRIBUTED__COMM__TLS__CLIENT__KEY"] == files["--tls-key"]
+    for service in tls.values():
+        assert "./certs:/certs:ro" in service["volumes"]
 
 
 def test_dockerfile_installs_dshift_jupyter_and_pins_matching_versions():

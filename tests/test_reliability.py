@@ -1,0 +1,160 @@
+"""Failures during a fit: a worker killed mid-fit, a client killed and resumed from its
+checkpoint, checkpoints made with other parameters or data, corrupt inputs."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+
+import dask
+import dask.array as da
+import numpy as np
+import pytest
+import zarr
+from distributed import Client
+from sklearn.datasets import make_blobs
+
+from dshift import MeanShift
+
+
+def _bin(name: str) -> str:
+    return os.path.join(os.path.dirname(sys.executable), name)
+
+
+@pytest.fixture(scope="module")
+def three_workers(tmp_path_factory):
+    """`dask scheduler` + three `dask worker` processes (with nannies) on 127.0.0.1, of
+    this module only: its tests kill workers."""
+    workdir = tmp_path_factory.mktemp("killable")
+    scheduler_file = workdir / "scheduler.json"
+    common = dict(cwd=workdir, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    procs = [
+        subprocess.Popen(
+            [_bin("dask"), "scheduler", "--host", "127.0.0.1", "--port", "0"]
+            + ["--dashboard-address", "127.0.0.1:0", "--scheduler-file", str(scheduler_file)],
+            **common,
+        )
+    ]
+    try:
+        deadline = time.monotonic() + 60
+        while not scheduler_file.exists():
+            assert time.monotonic() < deadline and procs[0].poll() is None, "no scheduler"
+            time.sleep(0.2)
+        for _ in range(3):
+            procs.append(
+                subprocess.Popen(
+                    [_bin("dask"), "worker", "--scheduler-file", str(scheduler_file)]
+                    + ["--host", "127.0.0.1", "--nthreads", "1", "--memory-limit", "1GiB"]
+                    + ["--no-dashboard"],
+                    **common,
+                )
+            )
+        address = json.loads(scheduler_file.read_text())["address"]
+        with Client(address, timeout="30s") as client:
+            client.wait_for_workers(3, timeout=60)
+        yield address
+    finally:
+        for proc in reversed(procs):
+            proc.terminate()
+        for proc in procs:
+            try:
+                proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+
+
+@pytest.fixture
+def client3(three_workers):
+    with Client(three_workers, timeout="30s") as client:
+        client.wait_for_workers(3, timeout=60)
+        yield client
+
+
+def _kill_busiest_worker(client: Client) -> None:
+    """SIGKILL the worker process holding the most data (its nanny starts a new one)."""
+    held = client.has_what()
+    address = max(held, key=lambda w: len(held[w]))
+    assert held[address], "no worker holds data: the test would not lose anything"
+    pid = client.run(os.getpid, workers=[address])[address]
+    os.kill(pid, signal.SIGKILL)
+
+
+@pytest.fixture(scope="module")
+def blobs():
+    X, _ = make_blobs(n_samples=60_000, n_features=3, centers=5, cluster_std=1.0, random_state=3)
+    return X
+
+
+def _source(kind, X, tmp_path):
+    if kind == "numpy":
+        return X
+    path = str(tmp_path / "X.zarr")
+    z = zarr.create_array(path, shape=X.shape, chunks=(10_000, 3), dtype=X.dtype)
+    z[:] = X
+    return path
+
+
+@pytest.mark.parametrize(
+    "kind, persist", [("numpy", "auto"), ("zarr", True), ("zarr", False)], ids=str
+)
+def test_fit_survives_a_worker_killed_mid_fit(client3, blobs, tmp_path, caplog, kind, persist):
+    params = dict(bandwidth=2, kernel="flat", seeding="bin", row_chunks=10_000, persist=persist)
+    source = _source(kind, blobs, tmp_path)
+    reference = MeanShift(**params).fit(source)
+    assert reference.n_iter_ >= 4, "too few iterations to kill a worker in between"
+
+    model = MeanShift(**params)
+    with caplog.at_level(logging.WARNING, logger="dshift"):
+        for step in model.iter_fit(source):
+            if step.iteration == 1:
+                _kill_busiest_worker(client3)
+    np.testing.assert_array_equal(model.cluster_centers_, reference.cluster_centers_)
+    np.testing.assert_array_equal(np.asarray(model.labels_), np.asarray(reference.labels_))
+    assert model.n_iter_ == reference.n_iter_
+    if kind == "numpy":  # scattered chunks cannot be recomputed: dshift placed them again
+        assert "Data lost with a worker" in caplog.text
+    client3.wait_for_workers(3, timeout=60)
+
+
+def test_fit_survives_a_worker_killed_during_an_iteration(client3):
+    """The kill lands while the chunks of an iteration are being computed."""
+    X, _ = make_blobs(n_samples=200_000, n_features=3, centers=5, random_state=4)
+    params = dict(bandwidth=2, kernel="gaussian", max_iter=8, row_chunks=20_000)
+    reference = MeanShift(**params).fit(X)
+    model = MeanShift(**params)
+    timer = None
+    for _ in model.iter_fit(X):
+        if timer is None:
+            timer = threading.Timer(0.05, _kill_busiest_worker, args=(client3,))
+            timer.start()
+    timer.join()
+    np.testing.assert_array_equal(model.cluster_centers_, reference.cluster_centers_)
+    np.testing.assert_array_equal(model.labels_, reference.labels_)
+    client3.wait_for_workers(3, timeout=60)
+
+
+@pytest.fixture(scope="module")
+def threaded_result(blobs):
+    """The fit on dask's threaded scheduler (set up before any client of this module)."""
+    with dask.config.set(scheduler="threads"):
+        return MeanShift(**DETERMINISM_PARAMS).fit(da.from_array(blobs, chunks=(7_000, 3)))
+
+
+DETERMINISM_PARAMS = dict(bandwidth=2, kernel="epanechnikov", seeding="bin", max_iter=50)
+
+
+def test_three_workers_give_the_threaded_result(threaded_result, client3, blobs):
+    """Determinism across worker counts and chunkings: 3 worker processes vs threads."""
+    on_cluster = MeanShift(row_chunks=11_000, **DETERMINISM_PARAMS).fit(blobs)
+    np.testing.assert_allclose(
+        on_cluster.cluster_centers_, threaded_result.cluster_centers_, rtol=0, atol=1e-9
+    )
+    np.testing.assert_array_equal(on_cluster.labels_, np.asarray(threaded_result.labels_))
+    assert on_cluster.n_iter_ == threaded_result.n_iter_
