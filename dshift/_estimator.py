@@ -18,7 +18,15 @@ from dshift import _centers, _checkpoint, _kernels
 from dshift._bandwidth import estimate_bandwidth
 from dshift._grid import grid_summary
 from dshift._io import as_dask_array, with_weights
-from dshift._iterate import LoopState, Step, label_blocks, mean_shift_loop, reduce_stats
+from dshift._iterate import (
+    LoopState,
+    Step,
+    label_blocks,
+    labels_and_sizes,
+    mean_shift_loop,
+    reduce_stats,
+)
+from dshift._modes import mode_label_blocks, mode_table
 from dshift._placement import PERSIST_FRACTION, Placement, available_memory
 from dshift._seeding import SEEDINGS, check_seeds, make_seeds
 
@@ -26,6 +34,8 @@ logger = logging.getLogger(__name__)
 
 #: ``algorithm`` values: iterate on the points, or on their occupied grid cells.
 ALGORITHMS = ("exact", "grid")
+#: ``label_method`` values: the nearest center, or the center the point's trajectory reaches.
+LABEL_METHODS = ("nearest", "mode")
 
 
 class NotFittedError(ValueError, AttributeError):
@@ -93,7 +103,15 @@ class MeanShift:
         by a fraction of the cell size (see docs/features.md). Labels are still the nearest
         center of every point.
     grid_fraction : float, default=0.25
-        Cell edge for ``algorithm="grid"``, as a fraction of the bandwidth (0 < f <= 1).
+        Cell edge for ``algorithm="grid"`` and ``label_method="mode"``, as a fraction of
+        the bandwidth (0 < f <= 1).
+    label_method : {"nearest", "mode"}, default="nearest"
+        ``"nearest"``: each point gets its nearest center (scikit-learn's). ``"mode"``:
+        the center its own mean-shift trajectory converges to, so non-convex clusters are
+        kept whole. Computed out of core: the density is summarised by its grid cells (as
+        in ``algorithm="grid"``), every cell's mean follows its trajectory over that
+        density to a center, and a point takes its cell's label (one more pass).
+        ``predict`` still labels new points by their nearest center.
     checkpoint : str or path-like, default=None
         A local file where the loop's state (centers, frozen flags, iteration counts,
         history) is saved after every iteration, atomically. If the file exists when
@@ -180,6 +198,7 @@ class MeanShift:
         checkpoint: str | os.PathLike | None = None,
         algorithm: str = "exact",
         grid_fraction: float = 0.25,
+        label_method: str = "nearest",
     ) -> None:
         self.bandwidth = bandwidth
         self.kernel = kernel
@@ -197,6 +216,7 @@ class MeanShift:
         self.checkpoint = checkpoint
         self.algorithm = algorithm
         self.grid_fraction = grid_fraction
+        self.label_method = label_method
 
     # -- scikit-learn's estimator contract -----------------------------------------------
 
@@ -247,6 +267,8 @@ class MeanShift:
             )
         if self.kernel not in _kernels.KERNELS:
             raise bad("kernel", f"one of {sorted(_kernels.KERNELS)}")
+        if self.label_method not in LABEL_METHODS:
+            raise bad("label_method", f"one of {list(LABEL_METHODS)}")
         if self.algorithm not in ALGORITHMS:
             raise bad("algorithm", f"one of {list(ALGORITHMS)}")
         g = self.grid_fraction
@@ -349,15 +371,10 @@ class MeanShift:
             bandwidth = place.run(lambda: self._bandwidth(place.data[:, :d]))
         # The points the loop runs on: X itself, or its occupied grid cells as weighted points.
         points, points_weighted = place, weighted
+        cells = density = None
         if self.algorithm == "grid":
-            cells = place.run(
-                lambda: grid_summary(place.loop, bandwidth * self.grid_fraction, weighted)
-            )
-            cells = as_dask_array(cells, row_chunks=self.row_chunks)[0]
-            points = Placement(
-                cells, in_memory=True, persist=True, spatial_order=spatial, n_features=d
-            )
-            points_weighted = True
+            cells, density = self._grid(place, bandwidth, weighted, spatial, d)
+            points, points_weighted = density, True
         if saved is not None:
             seeds, seeding = saved.seeds, saved.seeding
             state, history = saved.state, saved.history
@@ -411,14 +428,36 @@ class MeanShift:
         # Labels use the centers exactly as returned, so predict(X) gives labels_ again.
         centers, intensity = centers[keep].astype(Xd.dtype), intensity[keep]
         cluster_all = bool(self.cluster_all)
-        if in_memory:
-            labels, sizes = place.run(
-                lambda: _labels_and_sizes(place.data, d, centers, bandwidth, cluster_all)
+        if self.label_method == "mode":
+            if cells is None:
+                cells, density = self._grid(place, bandwidth, weighted, spatial, d)
+            table = mode_table(
+                cells,
+                density,
+                centers,
+                bandwidth=bandwidth,
+                kernel=kernel,
+                max_iter=self.max_iter,
+                threshold=self.tol * bandwidth,
+                cluster_all=cluster_all,
             )
-            labels = labels.compute()
+            cell_size = bandwidth * self.grid_fraction
+
+            def labels_of(X: da.Array) -> da.Array:
+                return mode_label_blocks(X, cell_size, table, centers, bandwidth, cluster_all)
         else:
-            labels, sizes = _labels_and_sizes(source, d, centers, bandwidth, cluster_all)
-        sizes = sizes.compute()
+
+            def labels_of(X: da.Array) -> da.Array:
+                return label_blocks(X, centers, bandwidth, cluster_all)
+
+        n_clusters = len(centers)
+        if in_memory:  # labels and sizes in one graph: the labels are computed once
+            labels, sizes = place.run(
+                lambda: dask.compute(*labels_and_sizes(place.data, d, n_clusters, labels_of))
+            )
+        else:
+            labels, sizes = labels_and_sizes(source, d, n_clusters, labels_of)
+            sizes = sizes.compute()
 
         self.n_features_in_ = Xd.shape[1]
         self.bandwidth_ = bandwidth
@@ -430,6 +469,17 @@ class MeanShift:
         self.cluster_sizes_ = sizes if weighted else sizes.astype(np.int64)
         self.cluster_centers_ = centers
         self.labels_ = labels
+
+    def _grid(
+        self, place: Placement, bandwidth: float, weighted: bool, spatial: bool, d: int
+    ) -> tuple[np.ndarray, Placement]:
+        """X's occupied grid cells, and the cells as weighted points placed in the cluster."""
+        cells, rows = place.run(
+            lambda: grid_summary(place.loop, bandwidth * self.grid_fraction, weighted)
+        )
+        rows = as_dask_array(rows, row_chunks=self.row_chunks)[0]
+        density = Placement(rows, in_memory=True, persist=True, spatial_order=spatial, n_features=d)
+        return cells, density
 
     def _result_params(self) -> dict[str, Any]:
         """Parameters that decide the fitted result (not where or how it is computed)."""
@@ -474,16 +524,6 @@ class MeanShift:
     def fit_predict(self, X: Any, y: Any = None) -> np.ndarray | da.Array:
         """Fit X and return ``labels_``."""
         return self.fit(X).labels_
-
-
-def _labels_and_sizes(
-    data: da.Array, d: int, centers: np.ndarray, bandwidth: float, cluster_all: bool
-) -> tuple[da.Array, da.Array]:
-    """Lazy labels of the points (X's first d columns), and the (weighted) cluster sizes."""
-    labels = label_blocks(data[:, :d], centers, bandwidth, cluster_all)
-    weights = data[:, d] if data.shape[1] > d else None
-    sizes = da.bincount(labels + 1, weights=weights, minlength=len(centers) + 1)[1:]
-    return labels, sizes
 
 
 def mean_shift(

@@ -32,33 +32,39 @@ def _merge_bounded(*parts):
     return merged
 
 
-def grid_summary(X: da.Array, cell_size: float, weighted: bool = False) -> np.ndarray:
+def grid_summary(
+    X: da.Array, cell_size: float, weighted: bool = False
+) -> tuple[np.ndarray, np.ndarray]:
     """The occupied cells of X as weighted points: rows ``(mean of the cell's points, weight)``.
 
     Parameters
     ----------
     X : dask.array.Array of shape (n_samples, n_features) (+1 weight column if weighted)
     cell_size : float
-        Edge of the grid cells.
+        Edge of the grid cells: a point x is in cell ``floor(x / cell_size)``.
     weighted : bool, default=False
         X's last column holds point weights.
 
     Returns
     -------
-    cells : ndarray of shape (n_cells, n_features + 1), float64
-        Cells of total weight 0 are left out.
+    cells : ndarray of shape (n_cells, n_features), float64
+        Integer coordinates of the occupied cells (sorted).
+    points : ndarray of shape (n_cells, n_features + 1), float64
+        Each cell's mean point and total weight. Cells of total weight 0 are left out.
 
     Examples
     --------
     >>> import dask.array as da
     >>> X = da.from_array(np.array([[0.1], [0.3], [1.5], [1.7]]), chunks=2)
-    >>> grid_summary(X, 1.0).tolist()
-    [[0.2, 2.0], [1.6, 2.0]]
+    >>> cells, points = grid_summary(X, 1.0)
+    >>> cells.tolist(), points.round(6).tolist()
+    ([[0.0], [1.0]], [[0.2, 2.0], [1.6, 2.0]])
     """
     binned = dask.delayed(_kernels.grid_cells, pure=True)
     parts = [binned(block, cell_size, weighted) for block in X.to_delayed().ravel()]
     (result,) = dask.compute(tree_reduce(parts, _merge_bounded))
-    _, sums, weights, n_nonfinite = result
+    cells, sums, weights, n_nonfinite = result
     check_finite(n_nonfinite)
     keep = weights > 0
-    return np.column_stack([sums[keep] / weights[keep, None], weights[keep]])
+    points = np.column_stack([sums[keep] / weights[keep, None], weights[keep]])
+    return cells[keep], points

@@ -200,3 +200,13 @@ def label_blocks(X: da.Array, centers: np.ndarray, bandwidth: float, cluster_all
         dtype=np.int32,
         meta=np.empty(0, dtype=np.int32),
     )
+
+
+def labels_and_sizes(
+    data: da.Array, d: int, n_clusters: int, labels_of: Callable[[da.Array], da.Array]
+) -> tuple[da.Array, da.Array]:
+    """Lazy labels of the points (X's first d columns) and the (weighted) cluster sizes."""
+    labels = labels_of(data[:, :d])
+    weights = data[:, d] if data.shape[1] > d else None
+    sizes = da.bincount(labels + 1, weights=weights, minlength=n_clusters + 1)[1:]
+    return labels, sizes

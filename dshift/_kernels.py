@@ -523,3 +523,66 @@ def merge_grid_cells(
         [np.bincount(inverse, sums[:, k], len(merged)) for k in range(d)], axis=1
     ).reshape(len(merged), d)
     return merged, summed, np.bincount(inverse, weights, len(merged)), bad
+
+
+def _void_rows(a: np.ndarray) -> np.ndarray:
+    """Each row of a C-contiguous int64 array as one opaque value (sortable, comparable)."""
+    a = np.ascontiguousarray(a, dtype=np.int64)
+    return a.view(np.dtype((np.void, a.dtype.itemsize * a.shape[1]))).ravel()
+
+
+def cell_table(cells: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Sort (cell, label) pairs for :func:`cell_labels`' lookups.
+
+    Parameters
+    ----------
+    cells : ndarray of shape (n_cells, n_features), integer-valued
+    labels : ndarray of shape (n_cells,), int32
+
+    Returns
+    -------
+    keys : ndarray of shape (n_cells, n_features), int64, in lookup order
+    labels : ndarray of shape (n_cells,), int32, in the same order
+    """
+    keys = np.ascontiguousarray(cells, dtype=np.int64)
+    order = np.argsort(_void_rows(keys), kind="stable")
+    return keys[order], np.asarray(labels, dtype=np.int32)[order]
+
+
+def cell_labels(
+    X: np.ndarray,
+    cell_size: float,
+    keys: np.ndarray,
+    labels: np.ndarray,
+    centers: np.ndarray,
+    bandwidth: float = np.inf,
+    cluster_all: bool = True,
+) -> np.ndarray:
+    """Label of each row: the label of its grid cell ``floor(x / cell_size)`` in the table.
+
+    Rows whose cell is not in the table get their nearest center (as
+    :func:`nearest_labels`). Works a tile of ``BIN_TILE_ROWS`` rows at a time.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> keys, labels = cell_table(np.array([[0], [1]]), np.array([1, 0]))
+    >>> cell_labels(np.array([[0.5], [1.2], [7.0]]), 1.0, keys, labels, np.array([[1.0], [0.0]]))
+    array([1, 0, 0], dtype=int32)
+    """
+    table = _void_rows(keys)
+    out = np.empty(X.shape[0], dtype=np.int32)
+    for start in range(0, X.shape[0], BIN_TILE_ROWS):
+        tile = np.asarray(X[start : start + BIN_TILE_ROWS], dtype=np.float64)
+        if not np.isfinite(tile).all():
+            raise ValueError(
+                "X contains NaN or infinite values; remove or impute them before predicting."
+            )
+        query = _void_rows(np.floor(tile / cell_size).astype(np.int64))
+        idx = np.minimum(np.searchsorted(table, query), len(table) - 1)
+        found = table[idx] == query
+        part = out[start : start + len(tile)]
+        part[found] = labels[idx[found]]
+        if not found.all():
+            part[~found] = nearest_labels(tile[~found], centers, bandwidth, cluster_all)
+    return out

@@ -323,6 +323,20 @@ def make_blobs_cmd(
 @click.option("--orphans/--cluster-all", default=False, help="Label -1 points out of reach.")
 @click.option("--seed", "random_state", type=int, help="Random seed for sampling.")
 @click.option(
+    "--algorithm",
+    type=click.Choice(["exact", "grid"]),
+    default="exact",
+    show_default=True,
+    help="grid: iterate on occupied grid cells (fast in low dimensions, approximate).",
+)
+@click.option(
+    "--grid-fraction",
+    default=0.25,
+    show_default=True,
+    type=float,
+    help="Grid cell edge as a fraction of the bandwidth (--algorithm grid).",
+)
+@click.option(
     "--sample-weight",
     metavar="ZARR",
     help="1-d Zarr array of non-negative point weights, one per row of INPUT (a point of "

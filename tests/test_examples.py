@@ -34,7 +34,7 @@ def test_quickstart_script(tmp_path):
     assert len(sizes) == 4 and sum(sizes) == 40_000
 
 
-@pytest.mark.parametrize("extra", [[], ["--with-position"]])
+@pytest.mark.parametrize("extra", [[], ["--with-position"], ["--algorithm", "grid"]])
 def test_segment_image_script(tmp_path, extra):
     out = tmp_path / "seg.png"
     proc = run(

@@ -53,10 +53,12 @@ def test_grid_cells_sum_the_points_of_each_cell(weighted):
 
 def test_grid_summary_does_not_depend_on_the_chunking():
     X = blobs()
-    one = _grid.grid_summary(da.from_array(X, chunks=(len(X), 3)), 0.5)
-    many = _grid.grid_summary(da.from_array(X, chunks=(777, 3)), 0.5)
+    cells1, one = _grid.grid_summary(da.from_array(X, chunks=(len(X), 3)), 0.5)
+    cells2, many = _grid.grid_summary(da.from_array(X, chunks=(777, 3)), 0.5)
+    assert_array_equal(cells1, cells2)
     assert_allclose(one, many, rtol=1e-12)
     assert one[:, -1].sum() == len(X)
+    assert (np.floor(one[:, :3] / 0.5) == cells1).all()  # each mean lies in its cell
 
 
 def test_grid_fit_is_close_to_the_exact_fit(scheduler):

@@ -1,0 +1,85 @@
+"""Labels by the mode reached (``label_method="mode"``), computed out of core.
+
+The fitted density is summarised by its occupied grid cells (see :mod:`dshift._grid`):
+each cell, as one point at its points' mean weighing their total weight. Every cell's mean
+then follows its own mean-shift trajectory over that density (one loop, all cells as seeds,
+on the cluster) and takes the label of the center nearest to where it converged. A point's
+label is its cell's: one chunk-wise lookup, with only the (cells -> label) table broadcast.
+So points are labelled by the basin of attraction they start in, not by the nearest
+center, which is what separates non-convex clusters.
+"""
+
+from __future__ import annotations
+
+import dask
+import dask.array as da
+import numpy as np
+
+from dshift import _kernels
+from dshift._iterate import LoopState, mean_shift_loop, reduce_stats
+from dshift._placement import Placement
+
+
+def mode_table(
+    cells: np.ndarray,
+    density: Placement,
+    centers: np.ndarray,
+    *,
+    bandwidth: float,
+    kernel: int,
+    max_iter: int,
+    threshold: float,
+    cluster_all: bool,
+) -> tuple[np.ndarray, np.ndarray]:
+    """The label of every occupied cell: where its mean's trajectory ends.
+
+    Parameters
+    ----------
+    cells : ndarray of shape (n_cells, n_features)
+        Integer coordinates of the occupied cells, in the order of ``density``'s rows.
+    density : Placement
+        The cells as weighted points (rows: mean, weight), placed in the cluster.
+    centers : ndarray of shape (n_clusters, n_features)
+        The fitted centers.
+
+    Returns
+    -------
+    keys, labels : the sorted table of :func:`dshift._kernels.cell_table`.
+    """
+    d = cells.shape[1]
+
+    def stats(c: np.ndarray) -> _kernels.ChunkStats:
+        return density.run(
+            lambda: dask.compute(reduce_stats(density.loop, c, bandwidth, kernel, True))[0]
+        )
+
+    starts = np.asarray(density.data[:, :d].compute(), dtype=np.float64)
+    state = LoopState.start(starts)
+    for _ in mean_shift_loop(stats, state, max_iter=max_iter, threshold=threshold):
+        pass
+    labels = _kernels.nearest_labels(state.centers, centers, bandwidth, cluster_all)
+    return _kernels.cell_table(cells, labels)
+
+
+def mode_label_blocks(
+    X: da.Array,
+    cell_size: float,
+    table: tuple[np.ndarray, np.ndarray],
+    centers: np.ndarray,
+    bandwidth: float,
+    cluster_all: bool,
+) -> da.Array:
+    """Lazy labels (int32) of X's rows by their cell's entry in ``table``."""
+    keys, labels = (dask.delayed(a, traverse=False) for a in table)
+    return X.map_blocks(
+        _kernels.cell_labels,
+        cell_size,
+        keys,
+        labels,
+        centers,
+        bandwidth,
+        cluster_all,
+        drop_axis=1,
+        dtype=np.int32,
+        meta=np.empty(0, dtype=np.int32),
+    )
