@@ -39,15 +39,16 @@ def order_by_intensity(centers: np.ndarray, intensity: np.ndarray) -> tuple[np.n
     return out, np.array([v for _, v in ordered], dtype=intensity.dtype)
 
 
-def remove_near_duplicates(centers: np.ndarray, bandwidth: float) -> np.ndarray:
+def remove_near_duplicates(centers: np.ndarray, bandwidth: float | np.ndarray) -> np.ndarray:
     """Greedy pass in the given order: drop every center within ``bandwidth`` of a kept one.
 
     Parameters
     ----------
     centers : ndarray of shape (n_centers, n_features)
         Ordered best first (see :func:`order_by_intensity`).
-    bandwidth : float
-        Distance at or under which two centers are duplicates (inclusive).
+    bandwidth : float or ndarray of shape (n_centers,)
+        Distance at or under which a later center duplicates a kept one (inclusive); an
+        array gives each kept center its own radius (adaptive bandwidths).
 
     Returns
     -------
@@ -61,11 +62,11 @@ def remove_near_duplicates(centers: np.ndarray, bandwidth: float) -> np.ndarray:
     """
     c = np.asarray(centers, dtype=np.float64)
     keep = np.ones(len(c), dtype=bool)
-    h2 = float(bandwidth) ** 2
+    h2 = np.broadcast_to(np.asarray(bandwidth, dtype=np.float64) ** 2, (len(c),))
     for i in range(len(c)):
         if keep[i]:
             later = np.arange(i + 1, len(c))
             later = later[keep[i + 1 :]]
             d2 = ((c[later] - c[i]) ** 2).sum(axis=1)
-            keep[later[d2 <= h2]] = False
+            keep[later[d2 <= h2[i]]] = False
     return keep

@@ -162,6 +162,7 @@ def save(path: str | os.PathLike, ckpt: Checkpoint) -> None:
         "alive": ckpt.state.alive,
         "n_iter": ckpt.state.n_iter,
         "intensity": ckpt.state.intensity,
+        "local_bandwidth": ckpt.state.local_bandwidth,
         "h_iteration": np.array([s.iteration for s in h], dtype=np.int64),
         "h_n_computed": np.array([s.n_computed for s in h], dtype=np.int64),
         "h_max_shift": np.array([s.max_shift for s in h], dtype=np.float64),
@@ -230,6 +231,7 @@ def load(path: str | os.PathLike, params: dict[str, str], data: str) -> Checkpoi
         alive=arrays["alive"],
         n_iter=arrays["n_iter"],
         intensity=arrays["intensity"],
+        local_bandwidth=arrays["local_bandwidth"],
         iteration=int(meta["iteration"]),
         elapsed=float(meta["elapsed"]),
     )

@@ -17,10 +17,11 @@ import numpy as np
 from dshift import _centers, _checkpoint, _kernels
 from dshift._bandwidth import estimate_bandwidth
 from dshift._grid import grid_summary
-from dshift._io import as_dask_array, with_weights
+from dshift._io import aligned_column, append_columns, as_dask_array, with_weights
 from dshift._iterate import (
     LoopState,
     Step,
+    check_finite,
     label_blocks,
     labels_and_sizes,
     mean_shift_loop,
@@ -28,7 +29,7 @@ from dshift._iterate import (
 )
 from dshift._modes import mode_label_blocks, mode_table
 from dshift._placement import PERSIST_FRACTION, Placement, available_memory
-from dshift._seeding import SEEDINGS, check_seeds, make_seeds
+from dshift._seeding import SEEDINGS, check_seeds, make_seeds, sample_rows
 
 logger = logging.getLogger(__name__)
 
@@ -36,6 +37,8 @@ logger = logging.getLogger(__name__)
 ALGORITHMS = ("exact", "grid")
 #: ``label_method`` values: the nearest center, or the center the point's trajectory reaches.
 LABEL_METHODS = ("nearest", "mode")
+#: Points sampled for the k-th neighbour distances of ``adaptive_k``.
+ADAPTIVE_SAMPLE = 5_000
 
 
 class NotFittedError(ValueError, AttributeError):
@@ -112,6 +115,17 @@ class MeanShift:
         in ``algorithm="grid"``), every cell's mean follows its trajectory over that
         density to a center, and a point takes its cell's label (one more pass).
         ``predict`` still labels new points by their nearest center.
+    adaptive_k : int, default=None
+        Variable-bandwidth mean shift: each point's bandwidth h_i is its distance to its
+        k-th nearest neighbour among a random sample of min(n_samples, 5,000) points (seeded
+        by ``random_state``, or 0), so dense and sparse clusters are both found with one
+        setting; pass ``fit(X, point_bandwidth=h)`` to give the bandwidths yourself. A
+        point's weight for a center at distance r is ``K(r / h_i) / h_i^n_features``;
+        ``bandwidth`` must be None, ``bandwidth_`` is the mean h_i (the scale of ``tol`` and
+        of bin seeding), and each center keeps its local bandwidth (the kernel-weighted
+        mean h_i of its points) in ``center_bandwidths_``: centers closer than it to a more
+        intense one are merged, and with ``cluster_all=False`` points farther than it from
+        their nearest center are orphans. Exact algorithm and nearest labels only.
     checkpoint : str or path-like, default=None
         A local file where the loop's state (centers, frozen flags, iteration counts,
         history) is saved after every iteration, atomically. If the file exists when
@@ -133,7 +147,10 @@ class MeanShift:
     n_features_in_ : int
         Number of features seen in ``fit``.
     bandwidth_ : float
-        The bandwidth used (given or estimated).
+        The bandwidth used (given or estimated; with adaptive bandwidths, their mean).
+    center_bandwidths_ : ndarray of shape (n_clusters,)
+        The radius of each center (merging, orphans): ``bandwidth_``, or with adaptive
+        bandwidths the local bandwidth at the center.
     intensity_ : ndarray of shape (n_clusters,)
         Points within the bandwidth of each center when it converged (the sort key); with
         ``sample_weight``, the sum of their weights.
@@ -199,6 +216,7 @@ class MeanShift:
         algorithm: str = "exact",
         grid_fraction: float = 0.25,
         label_method: str = "nearest",
+        adaptive_k: int | None = None,
     ) -> None:
         self.bandwidth = bandwidth
         self.kernel = kernel
@@ -217,6 +235,7 @@ class MeanShift:
         self.algorithm = algorithm
         self.grid_fraction = grid_fraction
         self.label_method = label_method
+        self.adaptive_k = adaptive_k
 
     # -- scikit-learn's estimator contract -----------------------------------------------
 
@@ -280,7 +299,7 @@ class MeanShift:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, Integral) or value < low:
                 raise bad(name, f"an integer >= {low}")
-        for name in ("n_seeds", "row_chunks"):
+        for name in ("n_seeds", "row_chunks", "adaptive_k"):
             value = getattr(self, name)
             if value is not None and (
                 isinstance(value, bool) or not isinstance(value, Integral) or value < 1
@@ -297,7 +316,9 @@ class MeanShift:
         if not (self.persist == "auto" or isinstance(self.persist, (bool, np.bool_))):
             raise bad("persist", "'auto', True or False")
 
-    def fit(self, X: Any, y: Any = None, sample_weight: Any = None) -> MeanShift:
+    def fit(
+        self, X: Any, y: Any = None, sample_weight: Any = None, point_bandwidth: Any = None
+    ) -> MeanShift:
         """Cluster X.
 
         Parameters
@@ -311,17 +332,22 @@ class MeanShift:
             the means, the intensities, bin seeding's counts and ``cluster_sizes_``); a
             point of weight 0 is as if absent (it still gets a label). The bandwidth
             estimate ignores the weights. Default: every point weighs 1.
+        point_bandwidth : array-like, dask array, zarr.Array or str of shape (n_samples,)
+            Each point's own bandwidth (> 0), for variable-bandwidth mean shift (see
+            ``adaptive_k``); ``bandwidth`` must then be None.
 
         Returns
         -------
         self : MeanShift
             The fitted estimator.
         """
-        for _ in self.iter_fit(X, sample_weight=sample_weight):
+        for _ in self.iter_fit(X, sample_weight=sample_weight, point_bandwidth=point_bandwidth):
             pass
         return self
 
-    def iter_fit(self, X: Any, sample_weight: Any = None) -> Generator[Step, None, None]:
+    def iter_fit(
+        self, X: Any, sample_weight: Any = None, point_bandwidth: Any = None
+    ) -> Generator[Step, None, None]:
         """Fit X, yielding a :class:`Step` after every iteration (for live progress).
 
         The estimator is fitted once the generator is exhausted.
@@ -347,6 +373,11 @@ class MeanShift:
         d = Xd.shape[1]
         weighted = sample_weight is not None
         source = with_weights(Xd, sample_weight) if weighted else Xd
+        adaptive = point_bandwidth is not None or self.adaptive_k is not None
+        if adaptive:
+            h, mean_h = self._point_bandwidths(Xd, point_bandwidth)
+            source = append_columns(source, h)
+        n_cols = d + int(weighted)  # the columns seeding reads: the points (and weights)
         persist = self.persist
         if persist == "auto":
             persist = in_memory or source.nbytes <= PERSIST_FRACTION * available_memory()
@@ -367,6 +398,8 @@ class MeanShift:
                 self.checkpoint,
                 saved.state.iteration,
             )
+        elif adaptive:
+            bandwidth = mean_h
         else:
             bandwidth = place.run(lambda: self._bandwidth(place.data[:, :d]))
         # The points the loop runs on: X itself, or its occupied grid cells as weighted points.
@@ -381,8 +414,8 @@ class MeanShift:
         else:
             seeds, seeding = points.run(
                 lambda: make_seeds(
-                    points.data,
-                    binning_source=points.loop,
+                    points.data[:, :n_cols] if adaptive else points.data,
+                    binning_source=points.loop[:, :n_cols] if adaptive else points.loop,
                     seeds=self.seeds,
                     seeding=self.seeding,
                     n_seeds=self.n_seeds,
@@ -398,7 +431,7 @@ class MeanShift:
         def compute_stats(centers: np.ndarray) -> _kernels.ChunkStats:
             return points.run(
                 lambda: dask.compute(
-                    reduce_stats(points.loop, centers, bandwidth, kernel, points_weighted)
+                    reduce_stats(points.loop, centers, bandwidth, kernel, points_weighted, adaptive)
                 )[0]
             )
 
@@ -424,7 +457,16 @@ class MeanShift:
         centers, intensity = _centers.order_by_intensity(
             result.centers[result.alive], result.intensity[result.alive]
         )
-        keep = _centers.remove_near_duplicates(centers, bandwidth)
+        radius: float | np.ndarray = bandwidth
+        if adaptive:  # each center's own bandwidth: that of the points that pull it
+            alive = result.alive
+            local = dict(
+                zip(map(tuple, result.centers[alive].tolist()), result.local_bandwidth[alive])
+            )
+            radius = np.array([local[tuple(c)] for c in centers.tolist()])
+        keep = _centers.remove_near_duplicates(centers, radius)
+        if adaptive:
+            radius = radius[keep]
         # Labels use the centers exactly as returned, so predict(X) gives labels_ again.
         centers, intensity = centers[keep].astype(Xd.dtype), intensity[keep]
         cluster_all = bool(self.cluster_all)
@@ -448,19 +490,24 @@ class MeanShift:
         else:
 
             def labels_of(X: da.Array) -> da.Array:
-                return label_blocks(X, centers, bandwidth, cluster_all)
+                return label_blocks(X, centers, radius, cluster_all)
 
         n_clusters = len(centers)
         if in_memory:  # labels and sizes in one graph: the labels are computed once
             labels, sizes = place.run(
-                lambda: dask.compute(*labels_and_sizes(place.data, d, n_clusters, labels_of))
+                lambda: dask.compute(
+                    *labels_and_sizes(place.data, d, n_clusters, labels_of, weighted)
+                )
             )
         else:
-            labels, sizes = labels_and_sizes(source, d, n_clusters, labels_of)
+            labels, sizes = labels_and_sizes(source, d, n_clusters, labels_of, weighted)
             sizes = sizes.compute()
 
         self.n_features_in_ = Xd.shape[1]
         self.bandwidth_ = bandwidth
+        self.center_bandwidths_ = np.broadcast_to(
+            np.asarray(radius, dtype=np.float64), (len(centers),)
+        ).copy()
         self.seeding_ = seeding
         self.seeds_ = seeds
         self.history_ = history
@@ -480,6 +527,49 @@ class MeanShift:
         rows = as_dask_array(rows, row_chunks=self.row_chunks)[0]
         density = Placement(rows, in_memory=True, persist=True, spatial_order=spatial, n_features=d)
         return cells, density
+
+    def _point_bandwidths(self, X: da.Array, given: Any) -> tuple[da.Array, float]:
+        """Each point's bandwidth (lazy, one per row) and their mean."""
+        if self.bandwidth is not None:
+            raise ValueError(
+                "bandwidth must be None with adaptive bandwidths (adaptive_k or "
+                "point_bandwidth): each point brings its own."
+            )
+        if self.algorithm != "exact" or self.label_method != "nearest":
+            raise ValueError(
+                "Adaptive bandwidths work with algorithm='exact' and label_method='nearest' "
+                "only; drop adaptive_k/point_bandwidth or use those settings."
+            )
+        if given is not None:
+            h = aligned_column(X, given, "point_bandwidth", positive=True)
+            return h, float(h.mean().compute())
+        n = min(X.shape[0], ADAPTIVE_SAMPLE)
+        if self.adaptive_k > n:
+            raise ValueError(
+                f"adaptive_k={self.adaptive_k} exceeds the {n} points of the neighbour sample; "
+                f"pass adaptive_k <= {n}."
+            )
+        rs = 0 if self.random_state is None else self.random_state
+        sample = sample_rows(X, n, rs).astype(np.float64)
+        check_finite(int(sample.size - np.count_nonzero(np.isfinite(sample))))
+        own = _kernels.kth_neighbor_distances(sample, self.adaptive_k)
+        mean = float(own.mean())
+        if mean == 0:
+            raise ValueError(
+                f"The sampled points' {self.adaptive_k}-th neighbours are all duplicates "
+                "(distance 0); raise adaptive_k."
+            )
+        floor = 1e-3 * mean  # duplicates would give a zero bandwidth
+        h = X.map_blocks(
+            _kernels.kth_distances_to,
+            sample,
+            self.adaptive_k,
+            floor,
+            drop_axis=1,
+            dtype=np.float64,
+            meta=np.empty(0, dtype=np.float64),
+        )
+        return h, mean
 
     def _result_params(self) -> dict[str, Any]:
         """Parameters that decide the fitted result (not where or how it is computed)."""

@@ -253,75 +253,93 @@ def _check_shape(shape: tuple[int, ...], name: str, n_features: int | None) -> N
         )
 
 
-def with_weights(X: da.Array, sample_weight: Any) -> da.Array:
-    """X with a last column of point weights, checked and aligned with X's row chunks.
+def aligned_column(X: da.Array, values: Any, name: str, *, positive: bool) -> da.Array:
+    """One value per row of X (numpy, dask, Zarr or a path), checked, chunked like X's rows.
 
     Parameters
     ----------
     X : dask.array.Array of shape (n_samples, n_features)
-        As returned by :func:`as_dask_array`.
-    sample_weight : array-like, dask array, zarr.Array, str or path-like of shape (n_samples,)
-        Non-negative finite weights; a string is the path/URL of a 1-d Zarr array.
+    values : array-like, dask array, zarr.Array, str or path-like of shape (n_samples,)
+    name : str
+        Name in messages (``"sample_weight"``, ``"point_bandwidth"``).
+    positive : bool
+        Values must be > 0 (else >= 0, and not all 0).
 
     Returns
     -------
-    XW : dask.array.Array of shape (n_samples, n_features + 1), X's dtype
+    column : dask.array.Array of shape (n_samples,), float64
 
     Raises
     ------
     ValueError
-        If the weights have another length, or hold negative, NaN or infinite values, or
-        are all 0 (found in one pass over the weights, before X is read).
+        If the values have another length, or hold values out of range, NaN or inf (found
+        in one pass over the values, before X is read).
 
     Examples
     --------
-    >>> import numpy as np
-    >>> XW = with_weights(da.ones((3, 2), chunks=2), [1, 0, 2.5])
-    >>> XW.compute()[:, -1].tolist(), XW.chunks
-    ([1.0, 0.0, 2.5], ((2, 1), (3,)))
+    >>> aligned_column(da.ones((3, 2), chunks=2), [1, 0, 2.5], "w", positive=False).chunks
+    ((2, 1),)
     """
     n = X.shape[0]
-    if isinstance(sample_weight, (str, os.PathLike)):
-        sample_weight = open_zarr_array(sample_weight)
-    if isinstance(sample_weight, zarr.Array):
-        shape, dtype = sample_weight.shape, sample_weight.dtype
-        w = None
-    elif isinstance(sample_weight, da.Array):
-        shape, dtype, w = sample_weight.shape, sample_weight.dtype, sample_weight
+    if isinstance(values, (str, os.PathLike)):
+        values = open_zarr_array(values)
+    if isinstance(values, zarr.Array):
+        shape, dtype = values.shape, values.dtype
+        col = None
+    elif isinstance(values, da.Array):
+        shape, dtype, col = values.shape, values.dtype, values
     else:
-        w = np.asarray(sample_weight)
-        shape, dtype = w.shape, w.dtype
+        col = np.asarray(values)
+        shape, dtype = col.shape, col.dtype
     if np.dtype(dtype).kind not in "fiub":
-        raise TypeError(
-            f"sample_weight has dtype {dtype}; it must hold real numbers (one weight per row)."
-        )
+        raise TypeError(f"{name} has dtype {dtype}; it must hold real numbers (one per row).")
     if len(shape) != 1 or shape[0] != n:
         raise ValueError(
-            f"sample_weight must have shape ({n},), one weight per row of X, got shape "
-            f"{tuple(shape)}."
+            f"{name} must have shape ({n},), one value per row of X, got shape {tuple(shape)}."
         )
-    if w is None:
-        w = da.from_array(
-            CheckedZarrReader(sample_weight),
+    if col is None:
+        col = da.from_array(
+            CheckedZarrReader(values),
             chunks=(X.chunks[0],),
-            name="read-zarr-" + tokenize(_store_name(sample_weight), X.chunks[0]),
+            name="read-zarr-" + tokenize(_store_name(values), X.chunks[0]),
             asarray=False,
             lock=False,
             meta=np.empty(0, dtype=dtype),
         )
-    elif not isinstance(w, da.Array):
-        w = da.from_array(w, chunks=(X.chunks[0],))
+    elif not isinstance(col, da.Array):
+        col = da.from_array(col, chunks=(X.chunks[0],))
     else:
-        w = w.rechunk((X.chunks[0],))
-    w = w.astype(np.float64)
-    bad, total = dask.compute((~(w >= 0) | ~da.isfinite(w)).sum(), w.sum())
+        col = col.rechunk((X.chunks[0],))
+    col = col.astype(np.float64)
+    ok = (col > 0) if positive else (col >= 0)
+    bad, total = dask.compute((~ok | ~da.isfinite(col)).sum(), col.sum())
     if bad:
+        rule = "> 0" if positive else ">= 0"
         raise ValueError(
-            f"sample_weight contains {int(bad)} negative, NaN or infinite value(s); weights "
-            "must be finite and >= 0 (a point of weight w counts as w points)."
+            f"{name} contains {int(bad)} {'non-positive' if positive else 'negative'}, NaN or "
+            f"infinite value(s); every value must be finite and {rule}."
         )
     if total <= 0:
-        raise ValueError(
-            "sample_weight is 0 for every point; give at least one point a positive weight."
-        )
-    return da.concatenate([X, w.astype(X.dtype)[:, None]], axis=1).rechunk({1: -1})
+        raise ValueError(f"{name} is 0 for every point; give at least one point a positive value.")
+    return col
+
+
+def with_weights(X: da.Array, sample_weight: Any) -> da.Array:
+    """X with a last column of point weights, checked and aligned with X's row chunks.
+
+    A point of weight w counts as w points. See :func:`aligned_column` for the checks.
+
+    Examples
+    --------
+    >>> XW = with_weights(da.ones((3, 2), chunks=2), [1, 0, 2.5])
+    >>> XW.compute()[:, -1].tolist(), XW.chunks
+    ([1.0, 0.0, 2.5], ((2, 1), (3,)))
+    """
+    w = aligned_column(X, sample_weight, "sample_weight", positive=False)
+    return append_columns(X, w)
+
+
+def append_columns(X: da.Array, *columns: da.Array) -> da.Array:
+    """X with extra columns (in X's dtype), one chunk along the columns."""
+    cols = [c.astype(X.dtype)[:, None] for c in columns]
+    return da.concatenate([X, *cols], axis=1).rechunk({1: -1})

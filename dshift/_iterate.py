@@ -77,6 +77,7 @@ class LoopState:
     alive: np.ndarray
     n_iter: np.ndarray
     intensity: np.ndarray
+    local_bandwidth: np.ndarray
     iteration: int = 0
     elapsed: float = 0.0
 
@@ -90,21 +91,28 @@ class LoopState:
             alive=np.ones(m, dtype=bool),
             n_iter=np.zeros(m, dtype=np.int64),
             intensity=np.zeros(m, dtype=np.float64),
+            local_bandwidth=np.zeros(m, dtype=np.float64),
         )
 
 
 def reduce_stats(
-    X: da.Array, centers: np.ndarray, bandwidth: float, kernel: int, weighted: bool = False
+    X: da.Array,
+    centers: np.ndarray,
+    bandwidth: float,
+    kernel: int,
+    weighted: bool = False,
+    adaptive: bool = False,
 ):
     """Build the lazy map/reduce of :func:`~dshift._kernels.chunk_stats` over X's chunks.
 
-    With ``weighted``, X's last column holds the point weights. Returns a ``dask.delayed``
-    object whose value is one :class:`ChunkStats`.
+    With ``weighted``, X holds a column of point weights after the features, and with
+    ``adaptive`` a last column of per-point bandwidths. Returns a ``dask.delayed`` object
+    whose value is one :class:`ChunkStats`.
     """
     stats = dask.delayed(_kernels.chunk_stats, pure=True)
     shared = dask.delayed(centers, traverse=False)
     blocks = X.to_delayed().ravel()
-    parts = [stats(block, shared, bandwidth, kernel, weighted) for block in blocks]
+    parts = [stats(block, shared, bandwidth, kernel, weighted, adaptive) for block in blocks]
     return tree_reduce(parts, _kernels.add_stats)
 
 
@@ -163,6 +171,7 @@ def mean_shift_loop(
         shift = np.sqrt(((new - s.centers[moved]) ** 2).sum(axis=1))
         s.centers[moved] = new
         s.intensity[moved] = total.counts[inverse[~empty]]
+        s.local_bandwidth[moved] = total.bandwidths[inverse[~empty]] / weights[~empty]
         done = moved[(shift <= threshold) | (it == max_iter)]
         s.active[done] = False
         s.n_iter[done] = it
@@ -203,10 +212,14 @@ def label_blocks(X: da.Array, centers: np.ndarray, bandwidth: float, cluster_all
 
 
 def labels_and_sizes(
-    data: da.Array, d: int, n_clusters: int, labels_of: Callable[[da.Array], da.Array]
+    data: da.Array,
+    d: int,
+    n_clusters: int,
+    labels_of: Callable[[da.Array], da.Array],
+    weighted: bool = False,
 ) -> tuple[da.Array, da.Array]:
     """Lazy labels of the points (X's first d columns) and the (weighted) cluster sizes."""
     labels = labels_of(data[:, :d])
-    weights = data[:, d] if data.shape[1] > d else None
+    weights = data[:, d] if weighted else None
     sizes = da.bincount(labels + 1, weights=weights, minlength=n_clusters + 1)[1:]
     return labels, sizes

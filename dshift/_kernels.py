@@ -45,12 +45,16 @@ class ChunkStats(NamedTuple):
     n_nonfinite : int
         Number of NaN or infinite values met in the chunk. When it is not 0 the sums are
         meaningless: the caller must raise (dshift does, after the first pass).
+    bandwidths : ndarray of shape (n_centers,), float64
+        With per-point bandwidths: sum of kernel weight x the point's bandwidth (divided by
+        ``weights``, the local bandwidth at the center). Zeros otherwise.
     """
 
     sums: np.ndarray
     weights: np.ndarray
     counts: np.ndarray
     n_nonfinite: int
+    bandwidths: np.ndarray
 
 
 #: Rows handled together: the tile is transposed so the loops over points vectorize.
@@ -97,21 +101,22 @@ def _exp_nonpositive(x, scratch):  # pragma: no cover - compiled
 
 
 @numba.njit(nogil=True, cache=True, fastmath=_FASTMATH)
-def _accumulate(X, C, h2, kernel, weighted, sums, weights, counts):  # pragma: no cover
+def _accumulate(X, C, h2, kernel, wcol, hcol, sums, weights, counts, hsums):  # pragma: no cover
     n = X.shape[0]
     m, d = C.shape
+    adaptive = hcol >= 0
     T = np.empty((d, TILE_ROWS))
     d2 = np.empty(TILE_ROWS)
     w = np.empty(TILE_ROWS)
     pw = np.ones(TILE_ROWS)
+    ph = np.ones(TILE_ROWS)  # per-point bandwidth (adaptive)
+    ph2 = np.ones(TILE_ROWS)
+    pnorm = np.ones(TILE_ROWS)  # per-point weight / h^d (adaptive)
     scratch = np.empty(TILE_ROWS)
     lo = np.empty(d)
     hi = np.empty(d)
     inv_2h2 = 0.5 / h2 if h2 > 0 else 0.0
     inv_h2 = 1.0 / h2 if h2 > 0 else 0.0
-    # A tile is skipped for a center only if its bounding box is farther than the bandwidth
-    # by a margin that covers rounding: exact for the compact kernels.
-    prune_h2 = h2 * (1.0 + 1e-9) + 1e-300
     compact = kernel != GAUSSIAN
     nonfinite = 0
     for start in range(0, n, TILE_ROWS):
@@ -119,9 +124,18 @@ def _accumulate(X, C, h2, kernel, weighted, sums, weights, counts):  # pragma: n
         for i in range(t):
             for k in range(d):
                 T[k, i] = np.float64(X[start + i, k])
-        if weighted:  # the point weights ride in the last column
+        if wcol >= 0:  # point weights ride in a column after the features
             for i in range(t):
-                pw[i] = np.float64(X[start + i, d])
+                pw[i] = np.float64(X[start + i, wcol])
+        tile_h2 = h2
+        if adaptive:  # and so do per-point bandwidths
+            tile_h2 = 0.0
+            for i in range(t):
+                hv = np.float64(X[start + i, hcol])
+                ph[i] = hv
+                ph2[i] = hv * hv
+                pnorm[i] = pw[i] / hv**d
+                tile_h2 = max(tile_h2, hv * hv)
         for k in range(d):
             a = np.inf
             b = -np.inf
@@ -132,6 +146,9 @@ def _accumulate(X, C, h2, kernel, weighted, sums, weights, counts):  # pragma: n
                 b = max(b, v)
             lo[k] = a
             hi[k] = b
+        # A tile is skipped for a center only if its bounding box is farther than the
+        # (largest) bandwidth by a margin that covers rounding: exact for compact kernels.
+        prune_h2 = tile_h2 * (1.0 + 1e-9) + 1e-300
         for j in range(m):
             if compact:
                 gap2 = 0.0
@@ -147,27 +164,50 @@ def _accumulate(X, C, h2, kernel, weighted, sums, weights, counts):  # pragma: n
                 for i in range(t):
                     diff = T[k, i] - c
                     d2[i] += diff * diff
-            inside = 0.0
-            for i in range(t):
-                inside += pw[i] if d2[i] <= h2 else 0.0
-            if kernel == FLAT:
+            if adaptive:
+                inside = 0.0
                 for i in range(t):
-                    w[i] = pw[i] if d2[i] <= h2 else 0.0
-                total = inside
-            elif kernel == GAUSSIAN:
-                for i in range(t):
-                    w[i] = -d2[i] * inv_2h2
-                _exp_nonpositive(w[:t], scratch[:t])
+                    inside += pw[i] if d2[i] <= ph2[i] else 0.0
                 total = 0.0
+                if kernel == FLAT:
+                    for i in range(t):
+                        w[i] = pnorm[i] if d2[i] <= ph2[i] else 0.0
+                elif kernel == GAUSSIAN:
+                    for i in range(t):
+                        w[i] = -0.5 * d2[i] / ph2[i]
+                    _exp_nonpositive(w[:t], scratch[:t])
+                    for i in range(t):
+                        w[i] *= pnorm[i]
+                else:
+                    for i in range(t):
+                        w[i] = (1.0 - d2[i] / ph2[i]) * pnorm[i] if d2[i] <= ph2[i] else 0.0
+                hacc = 0.0
                 for i in range(t):
-                    w[i] *= pw[i]
                     total += w[i]
+                    hacc += w[i] * ph[i]
+                hsums[j] += hacc
             else:
-                total = 0.0
+                inside = 0.0
                 for i in range(t):
-                    wi = (1.0 - d2[i] * inv_h2) * pw[i] if d2[i] <= h2 else 0.0
-                    w[i] = wi
-                    total += wi
+                    inside += pw[i] if d2[i] <= h2 else 0.0
+                if kernel == FLAT:
+                    for i in range(t):
+                        w[i] = pw[i] if d2[i] <= h2 else 0.0
+                    total = inside
+                elif kernel == GAUSSIAN:
+                    for i in range(t):
+                        w[i] = -d2[i] * inv_2h2
+                    _exp_nonpositive(w[:t], scratch[:t])
+                    total = 0.0
+                    for i in range(t):
+                        w[i] *= pw[i]
+                        total += w[i]
+                else:
+                    total = 0.0
+                    for i in range(t):
+                        wi = (1.0 - d2[i] * inv_h2) * pw[i] if d2[i] <= h2 else 0.0
+                        w[i] = wi
+                        total += wi
             counts[j] += inside
             if total > 0.0:
                 weights[j] += total
@@ -181,7 +221,12 @@ def _accumulate(X, C, h2, kernel, weighted, sums, weights, counts):  # pragma: n
 
 
 def chunk_stats(
-    X: np.ndarray, centers: np.ndarray, bandwidth: float, kernel: int, weighted: bool = False
+    X: np.ndarray,
+    centers: np.ndarray,
+    bandwidth: float,
+    kernel: int,
+    weighted: bool = False,
+    adaptive: bool = False,
 ) -> ChunkStats:
     """Kernel-weighted sums of one block of points for every center.
 
@@ -195,6 +240,10 @@ def chunk_stats(
         One of ``FLAT``, ``GAUSSIAN``, ``EPANECHNIKOV``.
     weighted : bool, default=False
         A point of weight w counts as w points (in the sums, weights and counts).
+    adaptive : bool, default=False
+        X's last column holds each point's own bandwidth h_i (after the weight column if
+        ``weighted``), used instead of ``bandwidth``: a point's kernel weight is
+        ``K(|x - c| / h_i) / h_i^d``, and it counts in ``counts`` when ``|x - c| <= h_i``.
 
     Returns
     -------
@@ -212,28 +261,34 @@ def chunk_stats(
     sums = np.zeros((m, d), dtype=np.float64)
     weights = np.zeros(m, dtype=np.float64)
     counts = np.zeros(m, dtype=np.float64)
+    hsums = np.zeros(m, dtype=np.float64)
     X = np.ascontiguousarray(X)
     C = np.ascontiguousarray(centers, dtype=np.float64)
     h2 = float(bandwidth) ** 2
-    nonfinite = _accumulate(X, C, h2, kernel, bool(weighted), sums, weights, counts)
-    return ChunkStats(sums, weights, counts, int(nonfinite))
+    wcol = d if weighted else -1
+    hcol = d + int(weighted) if adaptive else -1
+    bad = _accumulate(X, C, h2, kernel, wcol, hcol, sums, weights, counts, hsums)
+    return ChunkStats(sums, weights, counts, int(bad), hsums)
 
 
 def add_stats(*parts: ChunkStats) -> ChunkStats:
     """Add partial :class:`ChunkStats` (the combine step of the tree reduction)."""
     first = parts[0]
     sums, weights, counts = first.sums.copy(), first.weights.copy(), first.counts.copy()
+    hsums = first.bandwidths.copy()
     nonfinite = first.n_nonfinite
     for p in parts[1:]:
         sums += p.sums
         weights += p.weights
         counts += p.counts
+        hsums += p.bandwidths
         nonfinite += p.n_nonfinite
-    return ChunkStats(sums, weights, counts, nonfinite)
+    return ChunkStats(sums, weights, counts, nonfinite, hsums)
 
 
 @numba.njit(nogil=True, cache=True)
 def _nearest(X, C, h2, cluster_all, labels):  # pragma: no cover - compiled
+    # h2: squared orphan radius of each center
     n, d = X.shape
     m = C.shape[0]
     nonfinite = 0
@@ -250,18 +305,22 @@ def _nearest(X, C, h2, cluster_all, labels):  # pragma: no cover - compiled
                 best_j = j
         if best_j < 0:  # only when the row holds NaN
             nonfinite += 1
-        elif not cluster_all and best > h2:
+        elif not cluster_all and best > h2[best_j]:
             best_j = -1
         labels[i] = best_j
     return nonfinite
 
 
 def nearest_labels(
-    X: np.ndarray, centers: np.ndarray, bandwidth: float = np.inf, cluster_all: bool = True
+    X: np.ndarray,
+    centers: np.ndarray,
+    bandwidth: float | np.ndarray = np.inf,
+    cluster_all: bool = True,
 ) -> np.ndarray:
     """Index of the nearest center for each row (first one on ties).
 
-    With ``cluster_all=False``, rows farther than ``bandwidth`` from every center get -1.
+    With ``cluster_all=False``, rows farther than ``bandwidth`` from their nearest center get
+    -1 (``bandwidth`` may be one radius per center).
 
     Raises
     ------
@@ -276,7 +335,10 @@ def nearest_labels(
     """
     labels = np.empty(X.shape[0], dtype=np.int32)
     C = np.ascontiguousarray(centers, dtype=np.float64)
-    bad = _nearest(np.ascontiguousarray(X), C, float(bandwidth) ** 2, bool(cluster_all), labels)
+    h2 = np.ascontiguousarray(
+        np.broadcast_to(np.asarray(bandwidth, dtype=np.float64) ** 2, (len(C),))
+    )
+    bad = _nearest(np.ascontiguousarray(X), C, h2, bool(cluster_all), labels)
     if bad or not np.isfinite(X).all():
         raise ValueError(
             "X contains NaN or infinite values; remove or impute them before predicting."
@@ -586,3 +648,30 @@ def cell_labels(
         if not found.all():
             part[~found] = nearest_labels(tile[~found], centers, bandwidth, cluster_all)
     return out
+
+
+def kth_distances_to(
+    X: np.ndarray, sample: np.ndarray, k: int, floor: float = 0.0, n_features: int | None = None
+) -> np.ndarray:
+    """Distance from each row of X to its k-th nearest row of ``sample`` (at least ``floor``).
+
+    Computed a tile of rows at a time (at most ``KNN_TILE_ELEMENTS`` distances), so memory
+    stays bounded whatever the block size. Only X's first ``n_features`` columns are used.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> kth_distances_to(np.array([[0.0], [10.0]]), np.array([[1.0], [3.0], [4.0]]), 2).tolist()
+    [3.0, 7.0]
+    """
+    S = np.ascontiguousarray(sample, dtype=np.float64)
+    n = X.shape[0]
+    rows = max(1, KNN_TILE_ELEMENTS // len(S))
+    out = np.empty(n, dtype=np.float64)
+    tile = np.empty((min(rows, n), len(S)), dtype=np.float64)
+    for start in range(0, n, rows):
+        A = np.ascontiguousarray(X[start : start + rows, :n_features], dtype=np.float64)
+        part = tile[: len(A)]
+        _sq_distances(A, S, part)
+        out[start : start + len(A)] = np.sqrt(np.partition(part, k - 1, axis=1)[:, k - 1])
+    return np.maximum(out, floor)
