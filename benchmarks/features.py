@@ -8,6 +8,10 @@ In one run on a 2-worker x 1-thread LocalCluster (127.0.0.1):
   Gaussian) and the colour pixels of matplotlib's Grace Hopper photograph.
 - ``sample_weight``: distinct points with integer weights against the same points repeated
   (same centers, and the time saved).
+- ``label_method="mode"`` against nearest-center labels on two moons (ARI with the truth),
+  with a plot (benchmarks/moons.png).
+- ``adaptive_k`` against fixed bandwidths on three tight clusters beside one wide one
+  (clusters found, ARI with the truth).
 
 The table goes to stdout and, unless ``--no-docs``, into docs/features.md between the
 FEATURES markers.
@@ -85,6 +89,65 @@ def weights_case(n_distinct, max_weight):
     }
 
 
+def moons_case(plot_path=None):
+    from sklearn.datasets import make_moons
+
+    X, y = make_moons(100_000, noise=0.06, random_state=0)
+    params = dict(bandwidth=0.3, kernel="gaussian", seeding="bin")
+    nearest, t_n = timed(lambda: dshift.MeanShift(**params).fit(X))
+    mode, t_m = timed(lambda: dshift.MeanShift(label_method="mode", **params).fit(X))
+    if plot_path is not None:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+
+        fig, axes = plt.subplots(1, 2, figsize=(10, 4), sharey=True)
+        for ax, model, title in ((axes[0], nearest, "nearest center"), (axes[1], mode, "mode")):
+            idx = np.random.default_rng(0).choice(len(X), 10_000, replace=False)
+            ax.scatter(X[idx, 0], X[idx, 1], c=model.labels_[idx], s=2, cmap="coolwarm")
+            ax.scatter(*model.cluster_centers_.T, c="k", marker="x", s=80)
+            ari = adjusted_rand_score(y, model.labels_)
+            ax.set_title(f"labels by {title}: ARI {ari:.3f}")
+        fig.tight_layout()
+        fig.savefig(plot_path, dpi=80)
+        plt.close(fig)
+    return {
+        "case": "two moons (1e5, Gaussian, bandwidth 0.3)",
+        "clusters": len(mode.cluster_centers_),
+        "ARI nearest": adjusted_rand_score(y, nearest.labels_),
+        "ARI mode": adjusted_rand_score(y, mode.labels_),
+        "nearest s": t_n,
+        "mode s": t_m,
+    }
+
+
+def adaptive_cases():
+    rng = np.random.default_rng(0)
+    parts = [rng.normal(c, 0.15, size=(40_000, 2)) for c in ([0, 0], [1.2, 0], [0, 1.2])]
+    parts.append(rng.normal([8, 8], 1.5, size=(15_000, 2)))
+    X = np.vstack(parts)
+    y = np.repeat(np.arange(4), [40_000, 40_000, 40_000, 15_000])
+    rows = []
+    for label, params in [
+        *[(f"fixed bandwidth {bw}", dict(bandwidth=bw)) for bw in (0.3, 0.6, 1.0, 2.0)],
+        ("adaptive_k=100", dict(adaptive_k=100)),
+        ("adaptive_k=300", dict(adaptive_k=300)),
+    ]:
+        model, t = timed(
+            lambda p=params: dshift.MeanShift(kernel="gaussian", seeding="bin", **p).fit(X)
+        )
+        rows.append(
+            {
+                "case": f"3 tight + 1 wide cluster (1.35e5, Gaussian): {label}",
+                "clusters found (truth 4)": len(model.cluster_centers_),
+                "ARI": adjusted_rand_score(y, model.labels_),
+                "seconds": t,
+            }
+        )
+    return rows
+
+
 def markdown(rows, columns):
     def fmt(v):
         if isinstance(v, float):
@@ -124,13 +187,17 @@ def main(argv=None):
             grid_case("Grace Hopper pixels (RGB), flat", pixels, 0.1, "flat", min_bin_freq=20)
         )
         weight_rows = [weights_case(20_000 if args.quick else 200_000, 10)]
+        mode_rows = [moons_case(Path(__file__).parent / "moons.png")]
+        adaptive_rows = adaptive_cases()
     stamp = (
         f"Measured {datetime.date.today()} on 2 workers x 1 thread, {platform.machine()}, "
         f"Python {platform.python_version()}; dshift {dshift.__version__}."
     )
     grid_table = markdown(grid_rows, list(grid_rows[0]))
     weight_table = markdown(weight_rows, list(weight_rows[0]))
-    block = f"{stamp}\n\n{grid_table}\n\n{weight_table}\n"
+    mode_table = markdown(mode_rows, list(mode_rows[0]))
+    adaptive_table = markdown(adaptive_rows, list(adaptive_rows[0]))
+    block = f"{stamp}\n\n{grid_table}\n\n{weight_table}\n\n{mode_table}\n\n{adaptive_table}\n"
     print(block)
     if not args.no_docs:
         text = DOCS.read_text()

@@ -102,17 +102,21 @@ def reduce_stats(
     kernel: int,
     weighted: bool = False,
     adaptive: bool = False,
+    rows_sorted: bool = True,
 ):
     """Build the lazy map/reduce of :func:`~dshift._kernels.chunk_stats` over X's chunks.
 
     With ``weighted``, X holds a column of point weights after the features, and with
-    ``adaptive`` a last column of per-point bandwidths. Returns a ``dask.delayed`` object
-    whose value is one :class:`ChunkStats`.
+    ``adaptive`` a last column of per-point bandwidths; ``rows_sorted`` says whether rows
+    are in spatial order within chunks (it picks the kernel's strategy). Returns a
+    ``dask.delayed`` object whose value is one :class:`ChunkStats`.
     """
     stats = dask.delayed(_kernels.chunk_stats, pure=True)
     shared = dask.delayed(centers, traverse=False)
     blocks = X.to_delayed().ravel()
-    parts = [stats(block, shared, bandwidth, kernel, weighted, adaptive) for block in blocks]
+    parts = [
+        stats(block, shared, bandwidth, kernel, weighted, adaptive, rows_sorted) for block in blocks
+    ]
     return tree_reduce(parts, _kernels.add_stats)
 
 

@@ -105,6 +105,8 @@ class Placement:
     ):
         self.source = source
         self.n_features = n_features
+        #: Rows of ``loop`` are Morton-ordered within chunks (see :func:`loop_data`).
+        self.rows_sorted = persist and spatial_order
         self.in_memory = in_memory
         self.persist = persist
         self.spatial_order = spatial_order

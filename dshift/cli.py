@@ -224,7 +224,9 @@ def dask_client(
         yield client
 
 
-def fit_with_progress(model: MeanShift, X: Any, sample_weight: Any = None) -> MeanShift:
+def fit_with_progress(
+    model: MeanShift, X: Any, sample_weight: Any = None, point_bandwidth: Any = None
+) -> MeanShift:
     """Fit, printing one line per iteration: active centers, max shift, elapsed time."""
     told = False
 
@@ -236,7 +238,7 @@ def fit_with_progress(model: MeanShift, X: Any, sample_weight: Any = None) -> Me
             )
         told = True
 
-    for step in model.iter_fit(X, sample_weight=sample_weight):
+    for step in model.iter_fit(X, sample_weight=sample_weight, point_bandwidth=point_bandwidth):
         tell_resumed()
         click.echo(
             f"  iteration {step.iteration:4d}  active {step.n_active:6d}/{len(step.active):<6d}"
@@ -337,6 +339,24 @@ def make_blobs_cmd(
     help="Grid cell edge as a fraction of the bandwidth (--algorithm grid).",
 )
 @click.option(
+    "--label-method",
+    type=click.Choice(["nearest", "mode"]),
+    default="nearest",
+    show_default=True,
+    help="mode: label each point by the center its own trajectory reaches.",
+)
+@click.option(
+    "--adaptive-k",
+    type=int,
+    help="Adaptive bandwidths: each point's is its distance to its k-th nearest neighbour "
+    "in a sample (leave out --bandwidth).",
+)
+@click.option(
+    "--point-bandwidth",
+    metavar="ZARR",
+    help="1-d Zarr array of per-point bandwidths (> 0), one per row of INPUT.",
+)
+@click.option(
     "--sample-weight",
     metavar="ZARR",
     help="1-d Zarr array of non-negative point weights, one per row of INPUT (a point of "
@@ -350,7 +370,7 @@ def make_blobs_cmd(
 )
 @click.option("--overwrite", is_flag=True, help="Replace OUTPUT if it exists.")
 @cluster_options
-def fit_cmd(input_path, output, overwrite, orphans, sample_weight, **options):
+def fit_cmd(input_path, output, overwrite, orphans, sample_weight, point_bandwidth, **options):
     """Cluster the Zarr array INPUT; write labels and centers to the Zarr group OUTPUT.
 
     \b
@@ -361,7 +381,7 @@ def fit_cmd(input_path, output, overwrite, orphans, sample_weight, **options):
     _store.check_writable(output, overwrite=overwrite)
     model = MeanShift(cluster_all=not orphans, **options)
     with dask_client(**cluster):
-        fit_with_progress(model, input_path, sample_weight)
+        fit_with_progress(model, input_path, sample_weight, point_bandwidth)
         _report(model)
         stored_rows = open_zarr_array(input_path).chunks[0]
         path = _store.write_result(output, model, overwrite=overwrite, chunk_rows=stored_rows)

@@ -146,3 +146,33 @@ def test_bad_adaptive_settings_are_refused(params, given, error, match):
     X, _ = dense_and_sparse()
     with pytest.raises(error, match=match):
         MeanShift(**params).fit(X, point_bandwidth=None if given is None else given(len(X)))
+
+
+def test_cli_adaptive_and_mode_options(tmp_path):
+    from click.testing import CliRunner
+
+    from dshift.cli import main
+
+    X, y = dense_and_sparse()
+    data = str(tmp_path / "X.zarr")
+    zarr.create_array(data, shape=X.shape, chunks=(3_000, 2), dtype="f8")[:] = X
+    base = ["fit", data, "--kernel", "gaussian", "--seeding", "bin", "--workers", "1"]
+    out = tmp_path / "adaptive.zarr"
+    result = CliRunner().invoke(main, [*base[:2], str(out), *base[2:], "--adaptive-k", "100"])
+    assert result.exit_code == 0, result.output
+    labels = zarr.open_group(str(out), mode="r")["labels"][:]
+    assert adjusted_rand_score(y, labels) > 0.99
+
+    out2 = tmp_path / "mode.zarr"
+    args = [*base[:2], str(out2), *base[2:], "--bandwidth", "0.5", "--label-method", "mode"]
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 0, result.output
+    reference = MeanShift(bandwidth=0.5, kernel="gaussian", seeding="bin", label_method="mode")
+    assert_array_equal(zarr.open_group(str(out2), mode="r")["labels"][:], reference.fit(X).labels_)
+
+    bad = CliRunner().invoke(
+        main,
+        [*base[:2], str(tmp_path / "x.zarr"), *base[2:], "--adaptive-k", "5", "--bandwidth", "1"],
+    )
+    assert bad.exit_code == 1 and "Error: bandwidth must be None" in bad.output
+    assert not (tmp_path / "x.zarr").exists()

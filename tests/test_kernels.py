@@ -485,3 +485,36 @@ def test_float32_input_keeps_float32_centers(kernel):
     ref = ref_mean_shift(X32, seeds, 1.5, kernel)
     assert_allclose(ms.cluster_centers_, ref["centers"].astype(np.float32), rtol=1e-6)
     assert_array_equal(ms.labels_, ref["labels"])
+
+
+@pytest.mark.parametrize("kernel", ["flat", "epanechnikov"])
+@pytest.mark.parametrize("weighted", [False, True])
+def test_center_grid_path_for_unsorted_rows_matches_the_tile_path(kernel, weighted):
+    """Rows in no spatial order use a grid over the centers; same sums, counts, NaN count."""
+    rng = np.random.default_rng(7)
+    X = np.vstack([rng.normal(c, 0.7, size=(3_000, 3)) for c in ([0, 0, 0], [4, 4, 0])])
+    X = X[rng.permutation(len(X))]
+    C = np.vstack([X[rng.choice(len(X), 60)], [[50.0, 50.0, 50.0]]])  # one far center
+    # a center exactly at distance bandwidth from a point counts it (inclusive), both ways
+    C = np.vstack([C, X[100] + [1.5, 0, 0]])
+    block = np.column_stack([X, rng.integers(0, 3, len(X))]) if weighted else X
+    code = KERNEL_CODES[kernel]
+    tiles = _kernels.chunk_stats(block, C, 1.5, code, weighted, rows_sorted=True)
+    grid = _kernels.chunk_stats(block, C, 1.5, code, weighted, rows_sorted=False)
+    assert _kernels.center_grid(C, 1.5) is not None  # the grid path really ran
+    np.testing.assert_allclose(grid.sums, tiles.sums, rtol=1e-12, atol=1e-9)
+    np.testing.assert_allclose(grid.weights, tiles.weights, rtol=1e-12)
+    np.testing.assert_array_equal(grid.counts, tiles.counts)
+    assert grid.counts[-2] == 0 and grid.counts[-1] >= 1
+    # non-finite values are counted the same way (the sums are then meaningless)
+    block[[5, 17], [1, 2]] = [np.nan, np.inf]
+    block[9] = np.nan
+    bad = _kernels.chunk_stats(block, C, 1.5, code, weighted, rows_sorted=False)
+    assert bad.n_nonfinite == _kernels.chunk_stats(block, C, 1.5, code, weighted).n_nonfinite
+    assert bad.n_nonfinite == 2 + 3  # features only: weights are checked before the fit
+
+
+def test_center_grid_refuses_huge_grids():
+    C = np.array([[0.0, 0.0, 0.0], [1e6, 1e6, 1e6]])
+    assert _kernels.center_grid(C, 1.0) is None
+    assert _kernels.center_grid(np.zeros((2, 9)), 1.0) is None  # too many dimensions

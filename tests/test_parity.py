@@ -589,6 +589,22 @@ SCHEDULER_CASES = {
         {},
     ),
     "dask-seeds-8d": ("seeds-blobs8d", lambda X: da.from_array(X, chunks=(33, 8)), {}),
+    # streamed (persist=False): rows in no spatial order, the center-grid kernel path
+    "streamed-uneven-bin-estimated": (
+        "estimated-bin-blobs2d_big",
+        lambda X: da.from_array(X, chunks=((1, 299, 300, 250, 150), (2,))),
+        {"persist": False},
+    ),
+    "streamed-bin-min_bin_freq-orphans": (
+        "bin-min_bin_freq8-cluster_all-False",
+        lambda X: da.from_array(X, chunks=(401, 2)),
+        {"persist": False},
+    ),
+    "streamed-seeds-8d": (
+        "seeds-blobs8d",
+        lambda X: da.from_array(X, chunks=(33, 8)),
+        {"persist": False},
+    ),
 }
 
 
