@@ -1,15 +1,18 @@
 """Checkpoints: the loop's state saved after every iteration, so a killed fit can resume.
 
-A checkpoint is one ``.npz`` file, replaced atomically (written under a temporary name in
-the same directory, flushed, then renamed), so a crash leaves the previous iteration's
-file intact. It records a fingerprint of the parameters that decide the result and of the
-input data, and is only ever resumed by a fit with the same ones.
+A checkpoint is one ``.npz`` file with the loop's state, replaced atomically (written under
+a temporary name in the same directory, flushed, then renamed), so a crash leaves the
+previous iteration's file intact, and a directory ``PATH.steps`` with one file per
+iteration's history record, each written once. It records a fingerprint of the parameters
+that decide the result and of the input data, and is only ever resumed by a fit with the
+same ones.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import tempfile
 import zipfile
 from dataclasses import dataclass, field
 from numbers import Integral, Real
@@ -140,41 +143,17 @@ class Checkpoint:
     history: list[Step] = field(default_factory=list)
 
 
-def save(path: str | os.PathLike, ckpt: Checkpoint) -> None:
-    """Write ``ckpt`` to ``path`` atomically (temporary file in the same directory, rename)."""
-    path = os.fspath(path)
-    h = ckpt.history
-    d = ckpt.seeds.shape[1]
-    meta = {
-        "format": FORMAT,
-        "params": ckpt.params,
-        "data": ckpt.data,
-        "bandwidth": ckpt.bandwidth,
-        "seeding": ckpt.seeding,
-        "iteration": ckpt.state.iteration,
-        "elapsed": ckpt.state.elapsed,
-    }
-    arrays = {
-        "meta": np.array(json.dumps(meta)),
-        "seeds": ckpt.seeds,
-        "centers": ckpt.state.centers,
-        "active": ckpt.state.active,
-        "alive": ckpt.state.alive,
-        "n_iter": ckpt.state.n_iter,
-        "intensity": ckpt.state.intensity,
-        "local_bandwidth": ckpt.state.local_bandwidth,
-        "h_iteration": np.array([s.iteration for s in h], dtype=np.int64),
-        "h_n_computed": np.array([s.n_computed for s in h], dtype=np.int64),
-        "h_max_shift": np.array([s.max_shift for s in h], dtype=np.float64),
-        "h_elapsed": np.array([s.elapsed for s in h], dtype=np.float64),
-        "h_centers": np.array([s.centers for s in h]).reshape(len(h), -1, d),
-        "h_active": np.array([s.active for s in h], dtype=bool).reshape(len(h), -1),
-        "h_alive": np.array([s.alive for s in h], dtype=bool).reshape(len(h), -1),
-    }
+def steps_dir(path: str | os.PathLike) -> str:
+    """The directory beside a checkpoint that holds one file per iteration's step."""
+    return os.fspath(path) + ".steps"
+
+
+def _write_atomically(path: str, arrays: dict[str, np.ndarray]) -> None:
+    """``np.savez`` to a temporary file in the same directory, fsync, rename, fsync dir."""
     directory = os.path.dirname(os.path.abspath(path))
-    tmp = os.path.join(directory, f".{os.path.basename(path)}.tmp-{os.getpid()}")
+    fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", dir=directory)
     try:
-        with open(tmp, "wb") as f:
+        with os.fdopen(fd, "wb") as f:
             np.savez(f, **arrays)
             f.flush()
             os.fsync(f.fileno())
@@ -189,6 +168,54 @@ def save(path: str | os.PathLike, ckpt: Checkpoint) -> None:
         os.close(fd)
 
 
+def _step_file(path: str | os.PathLike, iteration: int) -> str:
+    return os.path.join(steps_dir(path), f"{iteration:06d}.npz")
+
+
+def save(path: str | os.PathLike, ckpt: Checkpoint) -> None:
+    """Write ``ckpt`` to ``path`` atomically.
+
+    The loop's state and the history's scalars go into ``path`` (rewritten each time); the
+    history's per-iteration arrays go once each into ``path.steps/``, written before the
+    state that refers to them, so the I/O per iteration stays O(n_seeds).
+    """
+    path = os.fspath(path)
+    os.makedirs(steps_dir(path), exist_ok=True)
+    h = ckpt.history
+    if h:  # the step just done: earlier ones were written by earlier saves
+        last = h[-1]
+        _write_atomically(
+            _step_file(path, last.iteration),
+            {"centers": last.centers, "active": last.active, "alive": last.alive},
+        )
+    meta = {
+        "format": FORMAT,
+        "params": ckpt.params,
+        "data": ckpt.data,
+        "bandwidth": ckpt.bandwidth,
+        "seeding": ckpt.seeding,
+        "iteration": ckpt.state.iteration,
+        "elapsed": ckpt.state.elapsed,
+    }
+    _write_atomically(
+        path,
+        {
+            "meta": np.array(json.dumps(meta)),
+            "seeds": ckpt.seeds,
+            "centers": ckpt.state.centers,
+            "active": ckpt.state.active,
+            "alive": ckpt.state.alive,
+            "n_iter": ckpt.state.n_iter,
+            "intensity": ckpt.state.intensity,
+            "local_bandwidth": ckpt.state.local_bandwidth,
+            "h_iteration": np.array([s.iteration for s in h], dtype=np.int64),
+            "h_n_computed": np.array([s.n_computed for s in h], dtype=np.int64),
+            "h_max_shift": np.array([s.max_shift for s in h], dtype=np.float64),
+            "h_elapsed": np.array([s.elapsed for s in h], dtype=np.float64),
+        },
+    )
+
+
 def load(path: str | os.PathLike, params: dict[str, str], data: str) -> Checkpoint | None:
     """The checkpoint at ``path`` if it exists; refuse one made with other params or data."""
     path = os.fspath(path)
@@ -198,10 +225,23 @@ def load(path: str | os.PathLike, params: dict[str, str], data: str) -> Checkpoi
         with np.load(path, allow_pickle=False) as f:
             arrays = {k: f[k] for k in f.files}
         meta = json.loads(str(arrays["meta"]))
-    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as exc:
+        if not isinstance(meta, dict) or not isinstance(meta.get("params"), dict):
+            raise ValueError("no dshift metadata")
+        missing = [k for k in ("data", "iteration", "bandwidth", "seeding") if k not in meta]
+        if missing:
+            raise KeyError(f"missing {missing}")
+    except (
+        OSError,
+        ValueError,
+        KeyError,
+        TypeError,
+        AttributeError,
+        EOFError,
+        zipfile.BadZipFile,
+    ) as exc:
         raise ValueError(
-            f"Checkpoint {path!r} is not a readable dshift checkpoint ({exc}); delete it to "
-            "start afresh, or pass another checkpoint path."
+            f"Checkpoint {path!r} is not a readable dshift checkpoint ({exc!r}); delete it "
+            "to start afresh, or pass another checkpoint path."
         ) from exc
     if meta.get("format") != FORMAT:
         raise ValueError(
@@ -235,18 +275,26 @@ def load(path: str | os.PathLike, params: dict[str, str], data: str) -> Checkpoi
         iteration=int(meta["iteration"]),
         elapsed=float(meta["elapsed"]),
     )
-    history = [
-        Step(
-            iteration=int(arrays["h_iteration"][i]),
-            centers=arrays["h_centers"][i],
-            active=arrays["h_active"][i],
-            alive=arrays["h_alive"][i],
-            n_computed=int(arrays["h_n_computed"][i]),
-            max_shift=float(arrays["h_max_shift"][i]),
-            elapsed=float(arrays["h_elapsed"][i]),
+    history = []
+    for i, iteration in enumerate(arrays["h_iteration"].tolist()):
+        try:
+            with np.load(_step_file(path, iteration), allow_pickle=False) as f:
+                step = {k: f[k] for k in ("centers", "active", "alive")}
+        except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as exc:
+            raise ValueError(
+                f"Checkpoint {path!r} lacks its record of iteration {iteration} in "
+                f"{steps_dir(path)!r} ({exc!r}); delete the checkpoint and that directory to "
+                "start afresh."
+            ) from exc
+        history.append(
+            Step(
+                iteration=iteration,
+                n_computed=int(arrays["h_n_computed"][i]),
+                max_shift=float(arrays["h_max_shift"][i]),
+                elapsed=float(arrays["h_elapsed"][i]),
+                **step,
+            )
         )
-        for i in range(len(arrays["h_iteration"]))
-    ]
     return Checkpoint(
         params=params,
         data=data,

@@ -6,7 +6,7 @@ import inspect
 import logging
 import math
 import os
-from collections.abc import Generator
+from collections.abc import Callable, Generator
 from numbers import Integral, Real
 from typing import Any
 
@@ -81,7 +81,9 @@ class MeanShift:
     min_bin_freq : int, default=1
         Only cells with at least this many points give a seed.
     cluster_all : bool, default=True
-        If False, points farther than the bandwidth from every center get label -1.
+        If False, points farther than the bandwidth from every center get label -1 (with
+        ``label_method="mode"``: points whose trajectory ends farther than that; with
+        adaptive bandwidths, each center's own local bandwidth is the limit).
     max_iter : int, default=300
         Maximum number of iterations per seed (counted as in scikit-learn).
     tol : float, default=1e-3
@@ -132,8 +134,9 @@ class MeanShift:
         ``fit`` starts, the fit resumes from it, and ends with the result an uninterrupted
         fit would give; a checkpoint made with other parameters (``persist``,
         ``row_chunks`` aside) or other data is refused with a ``ValueError``. Costs one
-        extra pass over X at the start (the data's fingerprint). The file is kept after the
-        fit: fitting again resumes at its end; delete it to start afresh.
+        extra pass over X at the start (the data's fingerprint). The per-iteration history
+        records go to the directory ``PATH.steps``. Both are kept after the fit: fitting
+        again resumes at its end; delete both to start afresh.
 
     Attributes
     ----------
@@ -299,7 +302,10 @@ class MeanShift:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, Integral) or value < low:
                 raise bad(name, f"an integer >= {low}")
-        for name in ("n_seeds", "row_chunks", "adaptive_k"):
+        k = self.adaptive_k
+        if k is not None and (isinstance(k, bool) or not isinstance(k, Integral) or k < 2):
+            raise bad("adaptive_k", "an integer >= 2 or None (the 1st neighbour is the point)")
+        for name in ("n_seeds", "row_chunks"):
             value = getattr(self, name)
             if value is not None and (
                 isinstance(value, bool) or not isinstance(value, Integral) or value < 1
@@ -374,16 +380,23 @@ class MeanShift:
         weighted = sample_weight is not None
         source = with_weights(Xd, sample_weight) if weighted else Xd
         adaptive = point_bandwidth is not None or self.adaptive_k is not None
+        knn = None  # computes the k-th neighbour bandwidths of the placed points
         if adaptive:
-            h, mean_h = self._point_bandwidths(Xd, point_bandwidth)
-            source = append_columns(source, h)
+            given, knn, mean_h = self._point_bandwidths(Xd, point_bandwidth)
+            if given is not None:
+                source = append_columns(source, given)
         n_cols = d + int(weighted)  # the columns seeding reads: the points (and weights)
         persist = self.persist
         if persist == "auto":
             persist = in_memory or source.nbytes <= PERSIST_FRACTION * available_memory()
         spatial = self.kernel != "gaussian"
         place = Placement(
-            source, in_memory=in_memory, persist=persist, spatial_order=spatial, n_features=d
+            source,
+            in_memory=in_memory,
+            persist=persist,
+            spatial_order=spatial,
+            n_features=d,
+            extra=knn,
         )
         self.resumed_from_ = None
         saved = data_id = None
@@ -404,10 +417,11 @@ class MeanShift:
             bandwidth = place.run(lambda: self._bandwidth(place.data[:, :d]))
         # The points the loop runs on: X itself, or its occupied grid cells as weighted points.
         points, points_weighted = place, weighted
-        cells = density = None
+        cells = density = cell_p = None
         if self.algorithm == "grid":
-            cells, density = self._grid(place, bandwidth, weighted, spatial, d)
+            cells, density, cell_weights = self._grid(place, bandwidth, weighted, spatial, d)
             points, points_weighted = density, True
+            cell_p = cell_weights / cell_weights.sum()
         if saved is not None:
             seeds, seeding = saved.seeds, saved.seeding
             state, history = saved.state, saved.history
@@ -423,6 +437,8 @@ class MeanShift:
                     min_bin_freq=self.min_bin_freq,
                     random_state=self.random_state,
                     weighted=points_weighted,
+                    # grid cells are drawn by weight (they are few and on the client)
+                    sample_p=None if points is place else cell_p,
                 )
             )
             state, history = LoopState.start(seeds), []
@@ -480,7 +496,7 @@ class MeanShift:
         cluster_all = bool(self.cluster_all)
         if self.label_method == "mode":
             if cells is None:
-                cells, density = self._grid(place, bandwidth, weighted, spatial, d)
+                cells, density, _ = self._grid(place, bandwidth, weighted, spatial, d)
             table = mode_table(
                 cells,
                 density,
@@ -527,17 +543,27 @@ class MeanShift:
 
     def _grid(
         self, place: Placement, bandwidth: float, weighted: bool, spatial: bool, d: int
-    ) -> tuple[np.ndarray, Placement]:
-        """X's occupied grid cells, and the cells as weighted points placed in the cluster."""
+    ) -> tuple[np.ndarray, Placement, np.ndarray]:
+        """X's occupied grid cells, the cells as weighted points placed in the cluster, and
+        their weights."""
         cells, rows = place.run(
             lambda: grid_summary(place.loop, bandwidth * self.grid_fraction, weighted)
         )
+        weights = rows[:, -1]
         rows = as_dask_array(rows, row_chunks=self.row_chunks)[0]
         density = Placement(rows, in_memory=True, persist=True, spatial_order=spatial, n_features=d)
-        return cells, density
+        return cells, density, weights
 
-    def _point_bandwidths(self, X: da.Array, given: Any) -> tuple[da.Array, float]:
-        """Each point's bandwidth (lazy, one per row) and their mean."""
+    def _point_bandwidths(
+        self, X: da.Array, given: Any
+    ) -> tuple[da.Array | None, Callable[[da.Array], da.Array] | None, float]:
+        """The per-point bandwidths: the user's column (checked) or a function computing
+        the k-th neighbour distances of placed points (run on the workers); their mean."""
+        if given is not None and self.adaptive_k is not None:
+            raise ValueError(
+                "Pass either adaptive_k or point_bandwidth, not both: point_bandwidth gives "
+                "the bandwidths, adaptive_k computes them."
+            )
         if self.bandwidth is not None:
             raise ValueError(
                 "bandwidth must be None with adaptive bandwidths (adaptive_k or "
@@ -550,7 +576,7 @@ class MeanShift:
             )
         if given is not None:
             h = aligned_column(X, given, "point_bandwidth", positive=True)
-            return h, float(h.mean().compute())
+            return h, None, float(h.mean().compute())
         n = min(X.shape[0], ADAPTIVE_SAMPLE)
         if self.adaptive_k > n:
             raise ValueError(
@@ -568,16 +594,21 @@ class MeanShift:
                 "(distance 0); raise adaptive_k."
             )
         floor = 1e-3 * mean  # duplicates would give a zero bandwidth
-        h = X.map_blocks(
-            _kernels.kth_distances_to,
-            sample,
-            self.adaptive_k,
-            floor,
-            drop_axis=1,
-            dtype=np.float64,
-            meta=np.empty(0, dtype=np.float64),
-        )
-        return h, mean
+        k, d = self.adaptive_k, X.shape[1]
+
+        def knn(data: da.Array) -> da.Array:
+            return data.map_blocks(
+                _kernels.kth_distances_to,
+                sample,
+                k,
+                floor,
+                d,
+                drop_axis=1,
+                dtype=np.float64,
+                meta=np.empty(0, dtype=np.float64),
+            )
+
+        return None, knn, mean
 
     def _result_params(self) -> dict[str, Any]:
         """Parameters that decide the fitted result (not where or how it is computed)."""

@@ -340,6 +340,7 @@ def with_weights(X: da.Array, sample_weight: Any) -> da.Array:
 
 
 def append_columns(X: da.Array, *columns: da.Array) -> da.Array:
-    """X with extra columns (in X's dtype), one chunk along the columns."""
-    cols = [c.astype(X.dtype)[:, None] for c in columns]
-    return da.concatenate([X, *cols], axis=1).rechunk({1: -1})
+    """X with extra columns, as float64 (weights and bandwidths keep their precision: a
+    float32 cast would turn 1e39 into inf and 16777217 into 16777216), one column chunk."""
+    cols = [c.astype(np.float64)[:, None] for c in columns]
+    return da.concatenate([X.astype(np.float64), *cols], axis=1).rechunk({1: -1})

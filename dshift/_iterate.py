@@ -113,10 +113,12 @@ def reduce_stats(
     """
     stats = dask.delayed(_kernels.chunk_stats, pure=True)
     shared = dask.delayed(centers, traverse=False)
+    grid = None
+    if not rows_sorted and kernel != _kernels.GAUSSIAN and not adaptive:
+        grid = _kernels.center_grid(centers, bandwidth)  # once per iteration, broadcast
+    grid = dask.delayed(grid, traverse=False)
     blocks = X.to_delayed().ravel()
-    parts = [
-        stats(block, shared, bandwidth, kernel, weighted, adaptive, rows_sorted) for block in blocks
-    ]
+    parts = [stats(block, shared, bandwidth, kernel, weighted, adaptive, grid) for block in blocks]
     return tree_reduce(parts, _kernels.add_stats)
 
 

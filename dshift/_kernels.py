@@ -118,6 +118,7 @@ def _accumulate(X, C, h2, kernel, wcol, hcol, sums, weights, counts, hsums):  # 
     inv_2h2 = 0.5 / h2 if h2 > 0 else 0.0
     inv_h2 = 1.0 / h2 if h2 > 0 else 0.0
     compact = kernel != GAUSSIAN
+    log_href = 0.5 * math.log(h2) if h2 > 0 else 0.0  # reference for the adaptive weights
     nonfinite = 0
     for start in range(0, n, TILE_ROWS):
         t = min(TILE_ROWS, n - start)
@@ -134,7 +135,8 @@ def _accumulate(X, C, h2, kernel, wcol, hcol, sums, weights, counts, hsums):  # 
                 hv = np.float64(X[start + i, hcol])
                 ph[i] = hv
                 ph2[i] = hv * hv
-                pnorm[i] = pw[i] / hv**d
+                # w / (h_i / h)^d, in log space so that high dimensions cannot overflow
+                pnorm[i] = pw[i] * math.exp(min(700.0, max(-700.0, d * (log_href - math.log(hv)))))
                 tile_h2 = max(tile_h2, hv * hv)
         for k in range(d):
             a = np.inf
@@ -222,6 +224,8 @@ def _accumulate(X, C, h2, kernel, wcol, hcol, sums, weights, counts, hsums):  # 
 
 #: Most cells of the center grid used for rows in no spatial order (else the tile path).
 MAX_GRID_CELLS = 2**22
+#: Most (cell, center) entries of the center grid (it is broadcast to every task).
+MAX_GRID_ENTRIES = 2**21
 
 
 def center_grid(centers: np.ndarray, bandwidth: float):
@@ -229,36 +233,48 @@ def center_grid(centers: np.ndarray, bandwidth: float):
 
     A cell lists the centers whose distance to the cell's box is at most the bandwidth,
     so a point needs to be compared only with its own cell's list; points outside the grid
-    are farther than the bandwidth from every center. Returns None when the grid would be
-    too large (many dimensions, far-flung centers).
+    are farther than the bandwidth from every center. Built once per iteration on the
+    client, one of the 3^d neighbouring offsets at a time (temporaries O(n_centers x d)).
+    Returns None when the grid would be too large (many dimensions or centers, far-flung
+    centers): the tile path is used then.
 
     Returns
     -------
     lo : ndarray (d,), origin; dims : ndarray (d,), cells per axis;
     start : ndarray (n_cells + 1,), CSR offsets; members : ndarray, center indices
+
+    Examples
+    --------
+    >>> lo, dims, start, members = center_grid(np.array([[0.0], [5.0]]), 1.0)
+    >>> dims.tolist(), np.diff(start).tolist()
+    ([8], [1, 1, 1, 0, 0, 1, 1, 1])
     """
     C = np.asarray(centers, dtype=np.float64)
     m, d = C.shape
-    if bandwidth <= 0 or d > 8 or 3**d * m > 2**24:
+    if bandwidth <= 0 or d > 8 or 3**d * m > MAX_GRID_ENTRIES:
         return None
     lo = C.min(axis=0) - bandwidth
     dims = (np.floor((C.max(axis=0) + bandwidth - lo) / bandwidth) + 1).astype(np.int64)
-    if float(np.prod(dims.astype(np.float64))) > MAX_GRID_CELLS:
+    n_cells = float(np.prod(dims.astype(np.float64)))
+    if n_cells > MAX_GRID_CELLS:
         return None
     strides = np.ones(d, dtype=np.int64)
     strides[:-1] = np.cumprod(dims[::-1])[::-1][1:]
     base = np.floor((C - lo) / bandwidth).astype(np.int64)
-    offsets = np.stack(np.meshgrid(*[[-1, 0, 1]] * d, indexing="ij"), -1).reshape(-1, d)
-    idx = base[:, None, :] + offsets[None, :, :]  # (m, 3^d, d) neighbouring cells
-    box_lo = lo + idx * bandwidth
-    gap = np.maximum(np.maximum(box_lo - C[:, None, :], C[:, None, :] - box_lo - bandwidth), 0)
-    near = (gap**2).sum(axis=2) <= bandwidth**2 * (1 + 1e-9) + 1e-300
-    near &= ((idx >= 0) & (idx < dims)).all(axis=2)
-    owner = np.broadcast_to(np.arange(m)[:, None], near.shape)[near]
-    cell = idx[near] @ strides
+    cells, owners = [], []
+    limit = bandwidth**2 * (1 + 1e-9) + 1e-300
+    for offset in np.ndindex(*([3] * d)):
+        idx = base + (np.array(offset) - 1)
+        box_lo = lo + idx * bandwidth
+        gap = np.maximum(np.maximum(box_lo - C, C - box_lo - bandwidth), 0)
+        near = ((gap**2).sum(axis=1) <= limit) & ((idx >= 0) & (idx < dims)).all(axis=1)
+        cells.append(idx[near] @ strides)
+        owners.append(np.flatnonzero(near))
+    cell = np.concatenate(cells)
+    owner = np.concatenate(owners)
     order = np.argsort(cell, kind="stable")
-    start = np.zeros(int(np.prod(dims)) + 1, dtype=np.int64)
-    np.cumsum(np.bincount(cell, minlength=len(start) - 1), out=start[1:])
+    start = np.zeros(int(n_cells) + 1, dtype=np.int64)
+    np.cumsum(np.bincount(cell, minlength=int(n_cells)), out=start[1:])
     return lo, dims, start, owner[order].astype(np.int64)
 
 
@@ -312,7 +328,7 @@ def chunk_stats(
     kernel: int,
     weighted: bool = False,
     adaptive: bool = False,
-    rows_sorted: bool = True,
+    grid: tuple | None = None,
 ) -> ChunkStats:
     """Kernel-weighted sums of one block of points for every center.
 
@@ -329,11 +345,12 @@ def chunk_stats(
     adaptive : bool, default=False
         X's last column holds each point's own bandwidth h_i (after the weight column if
         ``weighted``), used instead of ``bandwidth``: a point's kernel weight is
-        ``K(|x - c| / h_i) / h_i^d``, and it counts in ``counts`` when ``|x - c| <= h_i``.
-    rows_sorted : bool, default=True
-        Whether the rows are in spatial (e.g. Morton) order. Compact kernels on rows in no
-        order use a grid over the centers instead of tiles (each point is compared only with
-        the centers of its grid cell): several times faster there, same result.
+        ``K(|x - c| / h_i) (bandwidth / h_i)^d`` (``bandwidth`` only scales all weights
+        alike, keeping them finite), and it counts in ``counts`` when ``|x - c| <= h_i``.
+    grid : tuple, default=None
+        :func:`center_grid` of the centers (compact kernels, fixed bandwidth): each point is
+        then compared only with the centers of its grid cell instead of going through tiles.
+        Several times faster on rows in no spatial order (streamed data); same result.
 
     Returns
     -------
@@ -357,10 +374,7 @@ def chunk_stats(
     h2 = float(bandwidth) ** 2
     wcol = d if weighted else -1
     hcol = d + int(weighted) if adaptive else -1
-    grid = None
-    if not rows_sorted and kernel != GAUSSIAN and not adaptive:
-        grid = center_grid(C, float(bandwidth))
-    if grid is not None:
+    if grid is not None and kernel != GAUSSIAN and not adaptive:
         lo, dims, start, members = grid
         args = (kernel, wcol, lo, dims, start, members, sums, weights, counts)
         bad = _accumulate_lookup(X, C, h2, float(bandwidth), *args)

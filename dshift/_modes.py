@@ -53,7 +53,7 @@ def mode_table(
             lambda: dask.compute(reduce_stats(density.loop, c, bandwidth, kernel, True))[0]
         )
 
-    starts = np.asarray(density.data[:, :d].compute(), dtype=np.float64)
+    starts = density.run(lambda: np.asarray(density.data[:, :d].compute(), dtype=np.float64))
     state = LoopState.start(starts)
     for _ in mean_shift_loop(stats, state, max_iter=max_iter, threshold=threshold):
         pass

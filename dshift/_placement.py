@@ -17,6 +17,7 @@ import dask
 import dask.array as da
 
 from dshift import _kernels
+from dshift._io import append_columns
 
 logger = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -88,10 +89,12 @@ class Placement:
     """The arrays a fit reads, placed in the cluster, and rebuilt if a worker is lost.
 
     ``data`` is X in its own row order (kept in the cluster for in-memory input), ``loop``
-    the copy the iterations read (see :func:`loop_data`). Data computed from a graph
-    (Zarr, dask) is recomputed by the scheduler when the worker holding it dies; scattered
-    numpy chunks cannot be, so :meth:`run` places them again from the client's array and
-    runs the step again. Steps are deterministic, so the result is the same.
+    the copy the iterations read (see :func:`loop_data`), with the column ``extra(data)``
+    appended if given (per-point bandwidths: computed once when ``loop`` is persisted).
+    Data computed from a graph (Zarr, dask) is recomputed by the scheduler when the worker
+    holding it dies; scattered numpy chunks cannot be, so :meth:`run` places them again
+    from the client's array and runs the step again. Steps are deterministic, so the
+    result is the same.
     """
 
     def __init__(
@@ -102,8 +105,10 @@ class Placement:
         persist: bool,
         spatial_order: bool,
         n_features: int | None = None,
+        extra: Callable[[da.Array], da.Array] | None = None,
     ):
         self.source = source
+        self.extra = extra
         self.n_features = n_features
         #: Rows of ``loop`` are Morton-ordered within chunks (see :func:`loop_data`).
         self.rows_sorted = persist and spatial_order
@@ -115,8 +120,15 @@ class Placement:
 
     def _place(self) -> None:
         self.data = keep_in_cluster(self.source) if self.in_memory else self.source
+        full = self.data
+        if self.extra is not None:  # a column computed from the placed data, on the workers
+            if self.in_memory:
+                # Persisted once, so the later graphs (loop, labels) refer to these keys
+                # rather than each optimizing the scattered chunks' concatenation anew.
+                self.data = self.data.persist()
+            full = append_columns(self.data, self.extra(self.data))
         self.loop = loop_data(
-            self.data,
+            full,
             persist=self.persist,
             spatial_order=self.spatial_order,
             n_features=self.n_features,

@@ -28,16 +28,21 @@ AUTO_MAX_BIN_SEEDS = 10_000
 DEFAULT_N_SEEDS = 1_000
 
 
-def sample_rows(X: da.Array, n: int, random_state: Any = None) -> np.ndarray:
+def sample_rows(
+    X: da.Array, n: int, random_state: Any = None, p: np.ndarray | None = None
+) -> np.ndarray:
     """Gather ``n`` distinct random rows of X (all rows, in order, if ``n >= len(X)``).
 
-    Only the chosen rows are read; the index draw needs O(n) memory.
+    Only the chosen rows are read; the index draw needs O(n) memory, or O(len(X)) when
+    row probabilities ``p`` are given (only for small X, such as grid cells).
     """
     n_total = X.shape[0]
+    if p is not None:
+        n = min(n, int(np.count_nonzero(p)))
     if n >= n_total:
         return np.asarray(X.compute())
     rng = np.random.default_rng(random_state)
-    idx = np.sort(rng.choice(n_total, size=n, replace=False))
+    idx = np.sort(rng.choice(n_total, size=n, replace=False, p=p))
     return np.asarray(X[idx].compute())
 
 
@@ -171,6 +176,7 @@ def make_seeds(
     min_bin_freq: int,
     random_state: Any,
     weighted: bool = False,
+    sample_p: np.ndarray | None = None,
 ) -> tuple[np.ndarray, str]:
     """Choose the seeds for a fit; returns them (float64) and the method actually used.
 
@@ -179,7 +185,8 @@ def make_seeds(
     than 10,000 seeds. Bins are counted on ``binning_source`` (the same rows as ``Xd`` in
     any order, e.g. the loop's persisted copy) when given. With ``weighted``, Xd's last
     column holds the point weights: bins count weights, and points of weight 0 are never
-    seeds.
+    seeds. ``sample_p`` (row probabilities, for small X such as grid cells) makes the sample
+    seeding draw rows by weight; otherwise it draws rows uniformly.
     """
     n, d = Xd.shape[0], Xd.shape[1] - int(weighted)
     given = check_seeds(n, d, seeds, seeding)
@@ -204,5 +211,5 @@ def make_seeds(
         else:
             return binned, "bin"
     count = DEFAULT_N_SEEDS if n_seeds is None else n_seeds
-    rows = _positive_weight_points(sample_rows(Xd, count, random_state), weighted)
+    rows = _positive_weight_points(sample_rows(Xd, count, random_state, sample_p), weighted)
     return rows.astype(np.float64), "sample"

@@ -11,12 +11,14 @@ import logging
 import os
 import time
 from collections.abc import Iterator
+from concurrent.futures import CancelledError
 from contextlib import contextmanager
 from typing import Any
 
 import click
 import numpy as np
 import zarr
+from distributed import KilledWorker
 
 from dshift import _store, datasets
 from dshift._estimator import MeanShift
@@ -31,7 +33,16 @@ class _OneLineErrors(click.Group):
             return super().invoke(ctx)
         except (click.ClickException, click.exceptions.Exit, click.Abort):
             raise
-        except (ValueError, TypeError, OSError, ImportError, TimeoutError) as exc:
+        except (
+            ValueError,
+            TypeError,
+            OSError,
+            ImportError,
+            TimeoutError,
+            RuntimeError,  # e.g. data lost with workers again and again
+            CancelledError,  # the cluster cancelled the computation
+            KilledWorker,  # a task killed its workers (out of memory...)
+        ) as exc:
             message = str(exc).strip().splitlines()[0] if str(exc).strip() else repr(exc)
             raise click.ClickException(message) from None
 

@@ -131,7 +131,9 @@ def test_resume_with_adaptive_bandwidths(tmp_path):
 @pytest.mark.parametrize(
     "params, given, error, match",
     [
-        (dict(adaptive_k=0), None, ValueError, "adaptive_k must be a positive integer"),
+        (dict(adaptive_k=0), None, ValueError, "adaptive_k must be an integer >= 2"),
+        (dict(adaptive_k=1), None, ValueError, "the 1st neighbour is the point"),
+        (dict(adaptive_k=5), lambda n: np.ones(n), ValueError, "either adaptive_k or point_"),
         (dict(adaptive_k=10, bandwidth=1.0), None, ValueError, "bandwidth must be None"),
         (dict(adaptive_k=10, algorithm="grid"), None, ValueError, "algorithm='exact' and"),
         (dict(adaptive_k=10, label_method="mode"), None, ValueError, "label_method='nearest'"),
@@ -140,7 +142,18 @@ def test_resume_with_adaptive_bandwidths(tmp_path):
         (dict(), lambda n: np.r_[np.nan, np.ones(n - 1)], ValueError, "1 non-positive, NaN"),
         (dict(), lambda n: np.ones(n + 1), ValueError, r"point_bandwidth must have shape"),
     ],
-    ids=["k0", "with-bandwidth", "grid", "mode", "k-too-big", "zero", "nan", "length"],
+    ids=[
+        "k0",
+        "k1",
+        "both",
+        "with-bandwidth",
+        "grid",
+        "mode",
+        "k-too-big",
+        "zero",
+        "nan",
+        "length",
+    ],
 )
 def test_bad_adaptive_settings_are_refused(params, given, error, match):
     X, _ = dense_and_sparse()
@@ -176,3 +189,15 @@ def test_cli_adaptive_and_mode_options(tmp_path):
     )
     assert bad.exit_code == 1 and "Error: bandwidth must be None" in bad.output
     assert not (tmp_path / "x.zarr").exists()
+
+
+@pytest.mark.parametrize("scale", [1e-3, 30.0])
+def test_adaptive_weights_stay_finite_in_high_dimensions(scale):
+    """(h_ref / h_i)^d is computed in log space: no overflow to inf or 0 with d = 200."""
+    rng = np.random.default_rng(4)
+    X = np.vstack([rng.normal(0, scale, (300, 200)), rng.normal(50 * scale, scale, (300, 200))])
+    h = np.r_[np.full(300, 20 * scale), np.full(300, 25 * scale)]
+    model = MeanShift(kernel="gaussian", seeding="bin", max_iter=50).fit(X, point_bandwidth=h)
+    assert np.isfinite(model.cluster_centers_).all()
+    assert len(model.cluster_centers_) == 2
+    assert adjusted_rand_score(np.repeat([0, 1], 300), model.labels_) == 1.0

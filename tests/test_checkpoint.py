@@ -81,7 +81,9 @@ def test_state_is_saved_after_every_iteration_and_atomically(tmp_path):
         np.testing.assert_array_equal(saved.state.centers, step.centers)
         np.testing.assert_array_equal(saved.state.active, step.active)
         assert [s.iteration for s in saved.history] == list(range(step.iteration + 1))
-        assert sorted(os.listdir(tmp_path)) == ["fit.ckpt"], "a temporary file was left"
+        assert sorted(os.listdir(tmp_path)) == ["fit.ckpt", "fit.ckpt.steps"], "temporary file"
+        steps = sorted(os.listdir(tmp_path / "fit.ckpt.steps"))
+        assert steps == [f"{i:06d}.npz" for i in range(step.iteration + 1)]
     assert model.resumed_from_ is None
     np.testing.assert_array_equal(saved.state.n_iter.max(), model.n_iter_)
 
@@ -153,9 +155,33 @@ def test_a_checkpoint_resumes_under_another_chunking_and_placement(tmp_path):
     _assert_same_fit(resumed, reference, exact=False)
 
 
+def _npz_bytes(**arrays) -> bytes:
+    import io
+
+    buffer = io.BytesIO()
+    np.savez(buffer, **arrays)
+    return buffer.getvalue()
+
+
+def _npy_bytes() -> bytes:
+    import io
+
+    buffer = io.BytesIO()
+    np.save(buffer, np.zeros(3))
+    return buffer.getvalue()
+
+
 @pytest.mark.parametrize(
     "content, match",
-    [(b"not a checkpoint", "not a readable dshift checkpoint"), (b"", "not a readable")],
+    [
+        (b"not a checkpoint", "not a readable dshift checkpoint"),
+        (b"", "not a readable"),
+        (_npy_bytes(), "not a readable"),
+        (_npz_bytes(meta=np.array('{"format": 1}')), "not a readable"),
+        (_npz_bytes(meta=np.array("[1, 2]")), "not a readable"),
+        (_npz_bytes(other=np.zeros(2)), "not a readable"),
+    ],
+    ids=["text", "empty", "npy", "meta-without-params", "meta-list", "no-meta"],
 )
 def test_an_unreadable_checkpoint_is_refused(tmp_path, content, match):
     ckpt = tmp_path / "fit.ckpt"
@@ -304,3 +330,37 @@ def test_cli_refuses_a_checkpoint_of_other_parameters_in_one_line(tmp_path):
     errors = [line for line in result.output.splitlines() if line.startswith("Error:")]
     assert len(errors) == 1 and "other parameters" in errors[0], result.output
     assert not (tmp_path / "o.zarr").exists()
+
+
+def test_a_checkpoint_whose_step_records_are_gone_is_refused(tmp_path):
+    ckpt = tmp_path / "fit.ckpt"
+    _interrupt(MeanShift(bandwidth=1.5, kernel="flat", checkpoint=ckpt), blobs(), after=3)
+    os.remove(tmp_path / "fit.ckpt.steps" / "000001.npz")
+    with pytest.raises(ValueError, match="lacks its record of iteration 1"):
+        MeanShift(bandwidth=1.5, kernel="flat", checkpoint=ckpt).fit(blobs())
+
+
+def test_two_fits_sharing_a_checkpoint_path_never_see_a_torn_file(tmp_path):
+    """Temporary files are unique per write (not per process): concurrent writers in one
+    process replace the file whole, and every read finds a complete checkpoint."""
+    import threading
+
+    X = blobs()
+    ckpt = tmp_path / "fit.ckpt"
+    params = dict(bandwidth=1.5, kernel="flat", checkpoint=ckpt)
+    errors = []
+
+    def run():
+        try:
+            MeanShift(**params).fit(X)
+        except Exception as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=run) for _ in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors, errors
+    again = MeanShift(**params).fit(X)
+    assert again.resumed_from_ is not None

@@ -125,3 +125,22 @@ def test_too_many_cells_are_refused(monkeypatch):
     monkeypatch.setattr(_grid, "MAX_CELLS", 100)
     with pytest.raises(ValueError, match="more than 100 occupied cells.*raise grid_fraction"):
         MeanShift(bandwidth=2, algorithm="grid").fit(blobs())
+
+
+def test_grid_sample_seeding_draws_cells_by_weight():
+    """A tight cluster in few cells among many noise cells still gets seeds."""
+    rng = np.random.default_rng(6)
+    tight = rng.normal(0, 0.02, size=(20_000, 2))
+    noise = rng.uniform(5, 400, size=(60_000, 2))
+    X = np.vstack([tight, noise])
+    model = MeanShift(
+        bandwidth=1.0,
+        kernel="flat",
+        algorithm="grid",
+        seeding="sample",
+        n_seeds=50,
+        random_state=0,
+    ).fit(X)
+    near_tight = np.sqrt((model.seeds_**2).sum(axis=1)) < 1
+    assert near_tight.any()  # its few cells hold 25% of the weight; drawn uniformly: ~0.3%
+    assert (np.abs(model.cluster_centers_[0]) < 0.1).all()  # the most intense center

@@ -499,9 +499,10 @@ def test_center_grid_path_for_unsorted_rows_matches_the_tile_path(kernel, weight
     C = np.vstack([C, X[100] + [1.5, 0, 0]])
     block = np.column_stack([X, rng.integers(0, 3, len(X))]) if weighted else X
     code = KERNEL_CODES[kernel]
-    tiles = _kernels.chunk_stats(block, C, 1.5, code, weighted, rows_sorted=True)
-    grid = _kernels.chunk_stats(block, C, 1.5, code, weighted, rows_sorted=False)
-    assert _kernels.center_grid(C, 1.5) is not None  # the grid path really ran
+    cg = _kernels.center_grid(C, 1.5)
+    assert cg is not None  # the grid path really runs
+    tiles = _kernels.chunk_stats(block, C, 1.5, code, weighted)
+    grid = _kernels.chunk_stats(block, C, 1.5, code, weighted, grid=cg)
     np.testing.assert_allclose(grid.sums, tiles.sums, rtol=1e-12, atol=1e-9)
     np.testing.assert_allclose(grid.weights, tiles.weights, rtol=1e-12)
     np.testing.assert_array_equal(grid.counts, tiles.counts)
@@ -509,12 +510,26 @@ def test_center_grid_path_for_unsorted_rows_matches_the_tile_path(kernel, weight
     # non-finite values are counted the same way (the sums are then meaningless)
     block[[5, 17], [1, 2]] = [np.nan, np.inf]
     block[9] = np.nan
-    bad = _kernels.chunk_stats(block, C, 1.5, code, weighted, rows_sorted=False)
+    bad = _kernels.chunk_stats(block, C, 1.5, code, weighted, grid=cg)
     assert bad.n_nonfinite == _kernels.chunk_stats(block, C, 1.5, code, weighted).n_nonfinite
     assert bad.n_nonfinite == 2 + 3  # features only: weights are checked before the fit
 
 
 def test_center_grid_refuses_huge_grids():
     C = np.array([[0.0, 0.0, 0.0], [1e6, 1e6, 1e6]])
-    assert _kernels.center_grid(C, 1.0) is None
+    assert _kernels.center_grid(C, 1.0) is None  # too many cells
     assert _kernels.center_grid(np.zeros((2, 9)), 1.0) is None  # too many dimensions
+    many = np.random.default_rng(0).normal(size=(_kernels.MAX_GRID_ENTRIES // 3**8 + 1, 8))
+    assert _kernels.center_grid(many, 1.0) is None  # too many (cell, center) entries
+
+
+def test_center_grid_lists_exactly_the_centers_within_reach_of_each_cell():
+    rng = np.random.default_rng(3)
+    C = rng.uniform(0, 10, size=(40, 2))
+    lo, dims, start, members = _kernels.center_grid(C, 1.3)
+    for cell in range(int(np.prod(dims))):
+        idx = np.array(np.unravel_index(cell, dims))
+        box_lo = lo + idx * 1.3
+        gap = np.maximum(np.maximum(box_lo - C, C - box_lo - 1.3), 0)
+        within = set(np.flatnonzero((gap**2).sum(axis=1) <= 1.3**2 * (1 + 1e-9)))
+        assert set(members[start[cell] : start[cell + 1]]) == within

@@ -158,3 +158,14 @@ def test_cli_fit_with_sample_weight(tmp_path):
     assert bad.exit_code == 1
     assert bad.output.strip().splitlines()[-1].startswith("Error: sample_weight must have shape")
     assert not (tmp_path / "out2.zarr").exists()
+
+
+def test_float32_points_keep_weights_exact():
+    """Weights are not squeezed into X's float32: 2**24 + 1 stays odd, 1e39 stays finite."""
+    X = np.array([[0.0], [1.0]], dtype=np.float32)
+    seeds = [[0.5]]
+    exact = MeanShift(bandwidth=5, kernel="flat", seeds=seeds).fit(X, sample_weight=[2**24 + 1, 1])
+    assert exact.cluster_centers_.dtype == np.float32
+    assert exact.intensity_[0] == 2**24 + 2
+    huge = MeanShift(bandwidth=5, kernel="flat", seeds=seeds).fit(X, sample_weight=[1e39, 1e39])
+    assert_allclose(huge.cluster_centers_, [[0.5]])
