@@ -25,6 +25,9 @@ logger = logging.getLogger(__name__)
 
 #: Number of partial results added by one task of the tree reduction.
 SPLIT_EVERY = 8
+#: Unsorted rows use the center-grid kernel from this many centers (measured: with 10
+#: centers both paths cost the same, with 1 the tiles are faster, with 50+ the grid).
+GRID_MIN_CENTERS = 16
 
 
 @dataclass(frozen=True)
@@ -114,7 +117,8 @@ def reduce_stats(
     stats = dask.delayed(_kernels.chunk_stats, pure=True)
     shared = dask.delayed(centers, traverse=False)
     grid = None
-    if not rows_sorted and kernel != _kernels.GAUSSIAN and not adaptive:
+    many = len(centers) >= GRID_MIN_CENTERS
+    if many and not rows_sorted and kernel != _kernels.GAUSSIAN and not adaptive:
         grid = _kernels.center_grid(centers, bandwidth)  # once per iteration, broadcast
     grid = dask.delayed(grid, traverse=False)
     blocks = X.to_delayed().ravel()
