@@ -197,6 +197,28 @@ class MeanShift:
            [1.33, 0.67]])
     >>> ms.predict([[0, 0], [5, 5]])
     array([1, 0], dtype=int32)
+
+    Weights (a point of weight w counts as w points; weight 0 as if absent):
+
+    >>> ms = MeanShift(bandwidth=2, kernel="flat").fit(X, sample_weight=[1, 1, 1, 0, 0, 3])
+    >>> ms.cluster_centers_.round(2)
+    array([[3.  , 6.  ],
+           [1.33, 0.67]])
+
+    Grid mode, and labels by the mode each point's trajectory reaches:
+
+    >>> MeanShift(bandwidth=2, kernel="flat", algorithm="grid").fit(X).labels_
+    array([1, 1, 1, 0, 0, 0], dtype=int32)
+    >>> MeanShift(bandwidth=2, kernel="flat", label_method="mode").fit(X).labels_
+    array([1, 1, 1, 0, 0, 0], dtype=int32)
+
+    Adaptive bandwidths find a tight and a wide cluster with one setting:
+
+    >>> rng = np.random.default_rng(0)
+    >>> tight_and_wide = np.vstack([rng.normal(0, 0.1, (200, 2)), rng.normal(6, 1.5, (100, 2))])
+    >>> ms = MeanShift(kernel="gaussian", adaptive_k=30).fit(tight_and_wide)
+    >>> np.bincount(ms.labels_), ms.center_bandwidths_.round(1)
+    (array([100, 200]), array([1.6, 0.1]))
     """
 
     def __init__(

@@ -222,6 +222,87 @@ def _accumulate(X, C, h2, kernel, wcol, hcol, sums, weights, counts, hsums):  # 
     return nonfinite
 
 
+@numba.njit(nogil=True, cache=True, fastmath=_FASTMATH)
+def _accumulate_plain(X, C, h2, kernel, sums, weights, counts):  # pragma: no cover - compiled
+    # Unweighted, one bandwidth: kept apart from _accumulate, whose per-point weight and
+    # bandwidth loads cost a third of the flat kernel's speed (measured 6.6 vs 4.4 G/s).
+    n, d = X.shape
+    m = C.shape[0]
+    T = np.empty((d, TILE_ROWS))
+    d2 = np.empty(TILE_ROWS)
+    w = np.empty(TILE_ROWS)
+    scratch = np.empty(TILE_ROWS)
+    lo = np.empty(d)
+    hi = np.empty(d)
+    inv_2h2 = 0.5 / h2 if h2 > 0 else 0.0
+    inv_h2 = 1.0 / h2 if h2 > 0 else 0.0
+    # A tile is skipped for a center only if its bounding box is farther than the bandwidth
+    # by a margin that covers rounding: exact for the compact kernels.
+    prune_h2 = h2 * (1.0 + 1e-9) + 1e-300
+    compact = kernel != GAUSSIAN
+    nonfinite = 0
+    for start in range(0, n, TILE_ROWS):
+        t = min(TILE_ROWS, n - start)
+        for i in range(t):
+            for k in range(d):
+                T[k, i] = np.float64(X[start + i, k])
+        for k in range(d):
+            a = np.inf
+            b = -np.inf
+            for i in range(t):
+                v = T[k, i]
+                nonfinite += 0 if math.isfinite(v) else 1
+                a = min(a, v)
+                b = max(b, v)
+            lo[k] = a
+            hi[k] = b
+        for j in range(m):
+            if compact:
+                gap2 = 0.0
+                for k in range(d):
+                    g = max(lo[k] - C[j, k], C[j, k] - hi[k], 0.0)
+                    gap2 += g * g
+                if gap2 > prune_h2:
+                    continue
+            for i in range(t):
+                d2[i] = 0.0
+            for k in range(d):
+                c = C[j, k]
+                for i in range(t):
+                    diff = T[k, i] - c
+                    d2[i] += diff * diff
+            inside = 0.0
+            for i in range(t):
+                inside += 1.0 if d2[i] <= h2 else 0.0
+            if kernel == FLAT:
+                for i in range(t):
+                    w[i] = 1.0 if d2[i] <= h2 else 0.0
+                total = inside
+            elif kernel == GAUSSIAN:
+                for i in range(t):
+                    w[i] = -d2[i] * inv_2h2
+                _exp_nonpositive(w[:t], scratch[:t])
+                total = 0.0
+                for i in range(t):
+                    total += w[i]
+            else:
+                total = 0.0
+                for i in range(t):
+                    wi = 1.0 - d2[i] * inv_h2 if d2[i] <= h2 else 0.0
+                    w[i] = wi
+                    total += wi
+            counts[j] += inside
+            if total > 0.0:
+                weights[j] += total
+                for k in range(d):
+                    c = C[j, k]
+                    acc = 0.0
+                    for i in range(t):
+                        acc += w[i] * (T[k, i] - c)
+                    sums[j, k] += acc
+    return nonfinite
+
+
 #: Most cells of the center grid used for rows in no spatial order (else the tile path).
 MAX_GRID_CELLS = 2**22
 #: Most (cell, center) entries of the center grid (it is broadcast to every task).
@@ -378,6 +459,8 @@ def chunk_stats(
         lo, dims, start, members = grid
         args = (kernel, wcol, lo, dims, start, members, sums, weights, counts)
         bad = _accumulate_lookup(X, C, h2, float(bandwidth), *args)
+    elif not weighted and not adaptive:
+        bad = _accumulate_plain(X, C, h2, kernel, sums, weights, counts)
     else:
         bad = _accumulate(X, C, h2, kernel, wcol, hcol, sums, weights, counts, hsums)
     return ChunkStats(sums, weights, counts, int(bad), hsums)
