@@ -8,6 +8,7 @@ import os
 import subprocess
 import sys
 import time
+from contextlib import contextmanager
 
 import pytest
 from distributed import Client, LocalCluster
@@ -47,58 +48,29 @@ def _bin(name: str) -> str:
     return os.path.join(os.path.dirname(sys.executable), name)
 
 
-@pytest.fixture(scope="session")
-def tcp_scheduler(tmp_path_factory):
-    """The docker-compose topology without Docker: `dask scheduler` and two `dask worker`
-    processes on 127.0.0.1, started here and shut down (killed if need be) afterwards."""
-    workdir = tmp_path_factory.mktemp("tcp-cluster")
+@contextmanager
+def _dask_processes(workdir, n_workers, *, scheduler_args=(), worker_args=(), security=None):
+    """`dask scheduler` and ``n_workers`` `dask worker` processes on 127.0.0.1, started in
+    ``workdir`` and always shut down (killed if need be); yields the scheduler address."""
     scheduler_file = workdir / "scheduler.json"
     common = dict(cwd=workdir, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    procs = [
-        subprocess.Popen(
-            [
-                _bin("dask"),
-                "scheduler",
-                "--host",
-                "127.0.0.1",
-                "--port",
-                "0",
-                "--dashboard-address",
-                "127.0.0.1:0",
-                "--scheduler-file",
-                str(scheduler_file),
-            ],
-            **common,
-        )
-    ]
+    scheduler = [_bin("dask"), "scheduler", "--host", "127.0.0.1", "--port", "0"]
+    scheduler += ["--dashboard-address", "127.0.0.1:0", "--scheduler-file", str(scheduler_file)]
+    procs = [subprocess.Popen([*scheduler, *scheduler_args], **common)]
     try:
         deadline = time.monotonic() + 60
         while not scheduler_file.exists():
             if time.monotonic() > deadline or procs[0].poll() is not None:
                 raise RuntimeError("dask scheduler did not start")
             time.sleep(0.2)
-        for _ in range(2):
-            procs.append(
-                subprocess.Popen(
-                    [
-                        _bin("dask"),
-                        "worker",
-                        "--scheduler-file",
-                        str(scheduler_file),
-                        "--host",
-                        "127.0.0.1",
-                        "--nthreads",
-                        "1",
-                        "--memory-limit",
-                        "1GiB",
-                        "--no-dashboard",
-                    ],
-                    **common,
-                )
-            )
+        time.sleep(0.2)  # the file is written in one go, but give it a moment
+        worker = [_bin("dask"), "worker", "--scheduler-file", str(scheduler_file)]
+        worker += ["--host", "127.0.0.1", "--nthreads", "1", "--memory-limit", "1GiB"]
+        worker += ["--no-dashboard", *worker_args]
+        procs += [subprocess.Popen(worker, **common) for _ in range(n_workers)]
         address = json.loads(scheduler_file.read_text())["address"]
-        with Client(address, timeout="30s") as client:
-            client.wait_for_workers(2, timeout=60)
+        with Client(address, timeout="30s", security=security) as client:
+            client.wait_for_workers(n_workers, timeout=60)
         yield address
     finally:
         for proc in reversed(procs):
@@ -109,3 +81,18 @@ def tcp_scheduler(tmp_path_factory):
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait()
+
+
+@pytest.fixture(scope="session")
+def dask_processes():
+    """Start a `dask scheduler` + `dask worker` cluster as separate processes (a context
+    manager: ``with dask_processes(workdir, n_workers, ...) as address``)."""
+    return _dask_processes
+
+
+@pytest.fixture(scope="session")
+def tcp_scheduler(tmp_path_factory):
+    """The docker-compose topology without Docker: `dask scheduler` and two `dask worker`
+    processes on 127.0.0.1, started here and shut down (killed if need be) afterwards."""
+    with _dask_processes(tmp_path_factory.mktemp("tcp-cluster"), 2) as address:
+        yield address

@@ -3,14 +3,11 @@ checkpoint, checkpoints made with other parameters or data, corrupt inputs."""
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import signal
-import subprocess
 import sys
 import threading
-import time
 
 import dask
 import dask.array as da
@@ -28,46 +25,11 @@ def _bin(name: str) -> str:
 
 
 @pytest.fixture(scope="module")
-def three_workers(tmp_path_factory):
+def three_workers(tmp_path_factory, dask_processes):
     """`dask scheduler` + three `dask worker` processes (with nannies) on 127.0.0.1, of
     this module only: its tests kill workers."""
-    workdir = tmp_path_factory.mktemp("killable")
-    scheduler_file = workdir / "scheduler.json"
-    common = dict(cwd=workdir, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    procs = [
-        subprocess.Popen(
-            [_bin("dask"), "scheduler", "--host", "127.0.0.1", "--port", "0"]
-            + ["--dashboard-address", "127.0.0.1:0", "--scheduler-file", str(scheduler_file)],
-            **common,
-        )
-    ]
-    try:
-        deadline = time.monotonic() + 60
-        while not scheduler_file.exists():
-            assert time.monotonic() < deadline and procs[0].poll() is None, "no scheduler"
-            time.sleep(0.2)
-        for _ in range(3):
-            procs.append(
-                subprocess.Popen(
-                    [_bin("dask"), "worker", "--scheduler-file", str(scheduler_file)]
-                    + ["--host", "127.0.0.1", "--nthreads", "1", "--memory-limit", "1GiB"]
-                    + ["--no-dashboard"],
-                    **common,
-                )
-            )
-        address = json.loads(scheduler_file.read_text())["address"]
-        with Client(address, timeout="30s") as client:
-            client.wait_for_workers(3, timeout=60)
+    with dask_processes(tmp_path_factory.mktemp("killable"), 3) as address:
         yield address
-    finally:
-        for proc in reversed(procs):
-            proc.terminate()
-        for proc in procs:
-            try:
-                proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
 
 
 @pytest.fixture

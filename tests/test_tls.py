@@ -6,7 +6,6 @@ says so in one line."""
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import socket
 import ssl
@@ -97,7 +96,7 @@ def assert_one_line_error(proc: subprocess.CompletedProcess, *fragments: str) ->
 
 
 @pytest.fixture(scope="module")
-def tls_cluster(tmp_path_factory):
+def tls_cluster(tmp_path_factory, dask_processes):
     """`dask scheduler --protocol tls` and one `dask worker` with the same certificates, on
     127.0.0.1; both terminated (killed if need be) afterwards. Also a second, unrelated CA
     with its own certificate, in `other`."""
@@ -106,69 +105,15 @@ def tls_cluster(tmp_path_factory):
     for directory in (certs, other):
         proc = make_certs(directory)
         assert proc.returncode == 0, proc.stderr
-    scheduler_file = workdir / "scheduler.json"
-    common = dict(cwd=workdir, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     flags = cert_flags(certs)
-    procs = [
-        subprocess.Popen(
-            [
-                _bin("dask"),
-                "scheduler",
-                "--protocol",
-                "tls",
-                "--host",
-                "127.0.0.1",
-                "--port",
-                "0",
-                "--dashboard-address",
-                "127.0.0.1:0",
-                "--scheduler-file",
-                str(scheduler_file),
-                *flags,
-            ],
-            **common,
-        )
-    ]
-    try:
-        deadline = time.monotonic() + 60
-        while not scheduler_file.exists():
-            if time.monotonic() > deadline or procs[0].poll() is not None:
-                raise RuntimeError("dask scheduler --protocol tls did not start")
-            time.sleep(0.2)
-        time.sleep(0.2)  # the file is written in one go, but give it a moment
-        procs.append(
-            subprocess.Popen(
-                [
-                    _bin("dask"),
-                    "worker",
-                    "--scheduler-file",
-                    str(scheduler_file),
-                    "--host",
-                    "127.0.0.1",
-                    "--nthreads",
-                    "1",
-                    "--memory-limit",
-                    "1GiB",
-                    "--no-dashboard",
-                    "--no-nanny",
-                    *flags,
-                ],
-                **common,
-            )
-        )
-        address = json.loads(scheduler_file.read_text())["address"]
-        with Client(address, timeout="30s", security=security(certs)) as client:
-            client.wait_for_workers(1, timeout=60)
+    with dask_processes(
+        workdir,
+        1,
+        scheduler_args=["--protocol", "tls", *flags],
+        worker_args=["--no-nanny", *flags],
+        security=security(certs),
+    ) as address:
         yield SimpleNamespace(address=address, certs=certs, other=other, workdir=workdir)
-    finally:
-        for proc in reversed(procs):
-            proc.terminate()
-        for proc in procs:
-            try:
-                proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
 
 
 def test_make_certs_writes_a_ca_and_a_signed_cert_and_refuses_to_overwrite(tls_cluster):
