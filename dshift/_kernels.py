@@ -80,7 +80,7 @@ def _exp_nonpositive(x, scratch):  # pragma: no cover - compiled
     bits = scratch.view(np.int64)
     for i in range(x.shape[0]):
         v = max(x[i], -708.0)
-        k = math.floor(v * _LOG2E + 0.5)
+        k = np.floor(v * _LOG2E + 0.5)  # a float: int<->float casts do not vectorize
         r = (v - k * _LN2_HI) - k * _LN2_LO
         r2 = r * r
         r4 = r2 * r2
@@ -232,13 +232,15 @@ def _accumulate_plain(X, C, h2, kernel, sums, weights, counts):  # pragma: no co
     d2 = np.empty(TILE_ROWS)
     w = np.empty(TILE_ROWS)
     scratch = np.empty(TILE_ROWS)
+    pw = np.empty(0)
     lo = np.empty(d)
     hi = np.empty(d)
-    inv_2h2 = 0.5 / h2 if h2 > 0 else 0.0
-    inv_h2 = 1.0 / h2 if h2 > 0 else 0.0
     # A tile is skipped for a center only if its bounding box is farther than the bandwidth
     # by a margin that covers rounding: exact for the compact kernels.
     prune_h2 = h2 * (1.0 + 1e-9) + 1e-300
+    # ... and taken whole if its farthest corner is inside by a margin that covers rounding.
+    inner_h2 = h2 * (1.0 - 1e-9)
+    rel = np.empty(d)
     compact = kernel != GAUSSIAN
     nonfinite = 0
     for start in range(0, n, TILE_ROWS):
@@ -256,50 +258,35 @@ def _accumulate_plain(X, C, h2, kernel, sums, weights, counts):  # pragma: no co
                 b = max(b, v)
             lo[k] = a
             hi[k] = b
+        summed = False
         for j in range(m):
             if compact:
                 gap2 = 0.0
-                for k in range(d):
-                    g = max(lo[k] - C[j, k], C[j, k] - hi[k], 0.0)
-                    gap2 += g * g
-                if gap2 > prune_h2:
-                    continue
-            for i in range(t):
-                d2[i] = 0.0
-            for k in range(d):
-                c = C[j, k]
-                for i in range(t):
-                    diff = T[k, i] - c
-                    d2[i] += diff * diff
-            inside = 0.0
-            for i in range(t):
-                inside += 1.0 if d2[i] <= h2 else 0.0
-            if kernel == FLAT:
-                for i in range(t):
-                    w[i] = 1.0 if d2[i] <= h2 else 0.0
-                total = inside
-            elif kernel == GAUSSIAN:
-                for i in range(t):
-                    w[i] = -d2[i] * inv_2h2
-                _exp_nonpositive(w[:t], scratch[:t])
-                total = 0.0
-                for i in range(t):
-                    total += w[i]
-            else:
-                total = 0.0
-                for i in range(t):
-                    wi = 1.0 - d2[i] * inv_h2 if d2[i] <= h2 else 0.0
-                    w[i] = wi
-                    total += wi
-            counts[j] += inside
-            if total > 0.0:
-                weights[j] += total
+                far2 = 0.0
                 for k in range(d):
                     c = C[j, k]
-                    acc = 0.0
-                    for i in range(t):
-                        acc += w[i] * (T[k, i] - c)
-                    sums[j, k] += acc
+                    g = max(lo[k] - c, c - hi[k], 0.0)
+                    gap2 += g * g
+                    f = max(c - lo[k], hi[k] - c)
+                    far2 += f * f
+                if gap2 > prune_h2:
+                    continue
+                if kernel == FLAT and far2 <= inner_h2:
+                    # The whole tile lies inside the ball: its count and its sum of
+                    # offsets from the box corner give the center's sums in O(d).
+                    if not summed:
+                        for k in range(d):
+                            acc = 0.0
+                            for i in range(t):
+                                acc += T[k, i] - lo[k]
+                            rel[k] = acc
+                        summed = True
+                    counts[j] += t
+                    weights[j] += t
+                    for k in range(d):
+                        sums[j, k] += rel[k] + t * (lo[k] - C[j, k])
+                    continue
+            _tile_sums(T, pw, 0, t, C, j, h2, kernel, False, d2, w, scratch, sums, weights, counts)
     return nonfinite
 
 
@@ -359,46 +346,211 @@ def center_grid(centers: np.ndarray, bandwidth: float):
     return lo, dims, start, owner[order].astype(np.int64)
 
 
-@numba.njit(nogil=True, cache=True)
-def _accumulate_lookup(
-    X, C, h2, size, kernel, wcol, lo, dims, start, members, sums, weights, counts
+#: Rows of a block bucketed by grid cell at a time: bounds the cell path's temporaries.
+CELL_BLOCK_ROWS = 65_536
+
+
+@numba.njit(nogil=True, cache=True, fastmath=_FASTMATH)
+def _tile_sums(
+    T, pw, s, e, C, j, h2, kernel, weighted, d2, w, scratch, sums, weights, counts
 ):  # pragma: no cover - compiled
+    """Add the kernel sums of the points ``T[:, s:e]`` (features x points) for center j.
+
+    ``pw`` holds point weights when ``weighted``; ``d2``, ``w``, ``scratch`` are buffers of
+    at least ``e - s`` values. Three dimensions get fused loops (no per-feature passes).
+    """
+    d = C.shape[1]
+    n = e - s
+    if d == 3:
+        c0, c1, c2 = C[j, 0], C[j, 1], C[j, 2]
+        t0, t1, t2 = T[0, s:e], T[1, s:e], T[2, s:e]
+        if kernel == FLAT and not weighted:  # the common case: one pass, all in registers
+            inside = 0.0
+            a0 = a1 = a2 = 0.0
+            for i in range(n):
+                u0 = t0[i] - c0
+                u1 = t1[i] - c1
+                u2 = t2[i] - c2
+                wi = 1.0 if u0 * u0 + u1 * u1 + u2 * u2 <= h2 else 0.0
+                inside += wi
+                a0 += wi * u0
+                a1 += wi * u1
+                a2 += wi * u2
+            if inside > 0.0:
+                counts[j] += inside
+                weights[j] += inside
+                sums[j, 0] += a0
+                sums[j, 1] += a1
+                sums[j, 2] += a2
+            return
+        for i in range(n):
+            u0 = t0[i] - c0
+            u1 = t1[i] - c1
+            u2 = t2[i] - c2
+            d2[i] = u0 * u0 + u1 * u1 + u2 * u2
+    else:
+        for i in range(n):
+            d2[i] = 0.0
+        for k in range(d):
+            c = C[j, k]
+            tk = T[k, s:e]
+            for i in range(n):
+                diff = tk[i] - c
+                d2[i] += diff * diff
+    inside = 0.0
+    total = 0.0
+    if kernel == GAUSSIAN:
+        inv_2h2 = 0.5 / h2 if h2 > 0 else 0.0
+        if weighted:
+            for i in range(n):
+                inside += pw[s + i] if d2[i] <= h2 else 0.0
+        else:
+            for i in range(n):
+                inside += 1.0 if d2[i] <= h2 else 0.0
+        for i in range(n):
+            w[i] = -d2[i] * inv_2h2
+        _exp_nonpositive(w[:n], scratch[:n])
+        if weighted:
+            for i in range(n):
+                w[i] *= pw[s + i]
+        for i in range(n):
+            total += w[i]
+    else:
+        inv_h2 = 1.0 / h2 if h2 > 0 else 0.0
+        epan = kernel != FLAT
+        for i in range(n):
+            q = d2[i]
+            p = pw[s + i] if weighted else 1.0
+            inside += p if q <= h2 else 0.0
+            wi = ((1.0 - q * inv_h2) * p if epan else p) if q <= h2 else 0.0
+            w[i] = wi
+            total += wi
+    counts[j] += inside
+    if total > 0.0:
+        weights[j] += total
+        if d == 3:
+            c0, c1, c2 = C[j, 0], C[j, 1], C[j, 2]
+            t0, t1, t2 = T[0, s:e], T[1, s:e], T[2, s:e]
+            a0 = a1 = a2 = 0.0
+            for i in range(n):
+                a0 += w[i] * (t0[i] - c0)
+                a1 += w[i] * (t1[i] - c1)
+                a2 += w[i] * (t2[i] - c2)
+            sums[j, 0] += a0
+            sums[j, 1] += a1
+            sums[j, 2] += a2
+        else:
+            for k in range(d):
+                c = C[j, k]
+                tk = T[k, s:e]
+                acc = 0.0
+                for i in range(n):
+                    acc += w[i] * (tk[i] - c)
+                sums[j, k] += acc
+
+
+@numba.njit(nogil=True, cache=True)
+def _accumulate_cells(
+    X, C, h2, size, kernel, wcol, lo, dims, start, members, block, sums, weights, counts
+):  # pragma: no cover - compiled
+    # Rows are bucketed by their center-grid cell, CELL_BLOCK_ROWS at a time (a counting
+    # sort into a transposed buffer); each bucket then runs, a tile at a time, against only
+    # its cell's centers, with the same bounding-box pruning as the tile path. Spatially
+    # unordered rows thus get the vectorized tile kernel on small, dense boxes.
     n = X.shape[0]
     d = C.shape[1]
+    weighted = wcol >= 0
     inv = 1.0 / size
-    inv_h2 = 1.0 / h2
+    n_cells = start.shape[0] - 1
+    b = max(1, min(n, block))
+    edge = dims.astype(np.float64)
+    fill = np.zeros(n_cells, np.int64)  # per cell: its row count, then its write position
+    cell_of = np.empty(b, np.int64)
+    touched = np.empty(b, np.int64)
+    begin = np.empty(b + 1, np.int64)
+    T = np.empty((d, b))
+    pw = np.ones(b)
+    d2 = np.empty(TILE_ROWS)
+    w = np.empty(TILE_ROWS)
+    scratch = np.empty(TILE_ROWS)
+    box_lo = np.empty(d)
+    box_hi = np.empty(d)
+    prune_h2 = h2 * (1.0 + 1e-9) + 1e-300
     nonfinite = 0
-    x = np.empty(d)
-    for i in range(n):
-        cell = 0
-        usable = True
-        for k in range(d):
-            v = np.float64(X[i, k])
-            x[k] = v
-            if not math.isfinite(v):
-                nonfinite += 1
-                usable = False
-                continue
-            q = math.floor((v - lo[k]) * inv)
-            if q < 0 or q >= dims[k]:
-                usable = False
-            else:
-                cell = cell * dims[k] + q
-        if not usable:
-            continue
-        pw = np.float64(X[i, wcol]) if wcol >= 0 else 1.0
-        for p in range(start[cell], start[cell + 1]):
-            j = members[p]
-            d2 = 0.0
+    for first in range(0, n, b):
+        rows = min(b, n - first)
+        n_touched = 0
+        for i in range(rows):  # branch-free (in or out is unpredictable): vectorizes
+            cell = 0
+            inside = True
             for k in range(d):
-                t = x[k] - C[j, k]
-                d2 += t * t
-            if d2 <= h2:
-                w = pw if kernel == FLAT else (1.0 - d2 * inv_h2) * pw
-                counts[j] += pw
-                weights[j] += w
+                v = np.float64(X[first + i, k])
+                nonfinite += not math.isfinite(v)
+                x = (v - lo[k]) * inv
+                inside &= (x >= 0.0) & (x < edge[k])  # NaN is outside too
+                cell = cell * dims[k] + np.int64(min(max(x, 0.0), edge[k] - 1.0))
+            cell_of[i] = cell if inside else -1
+        for i in range(rows):
+            cell = cell_of[i]
+            if cell >= 0 and start[cell + 1] > start[cell]:
+                if fill[cell] == 0:
+                    touched[n_touched] = cell
+                    n_touched += 1
+                fill[cell] += 1
+            else:
+                cell_of[i] = -1  # outside the grid, or in a cell no center reaches
+        pos = 0
+        for t in range(n_touched):
+            cell = touched[t]
+            begin[t] = pos
+            pos, fill[cell] = pos + fill[cell], pos
+        begin[n_touched] = pos
+        for i in range(rows):
+            cell = cell_of[i]
+            if cell >= 0:
+                p = fill[cell]
+                fill[cell] = p + 1
                 for k in range(d):
-                    sums[j, k] += w * (x[k] - C[j, k])
+                    T[k, p] = np.float64(X[first + i, k])
+                if weighted:
+                    pw[p] = np.float64(X[first + i, wcol])
+        for t in range(n_touched):
+            cell = touched[t]
+            fill[cell] = 0
+            for s in range(begin[t], begin[t + 1], TILE_ROWS):
+                e = min(s + TILE_ROWS, begin[t + 1])
+                for k in range(d):
+                    a = np.inf
+                    z = -np.inf
+                    for i in range(s, e):
+                        a = min(a, T[k, i])
+                        z = max(z, T[k, i])
+                    box_lo[k] = a
+                    box_hi[k] = z
+                for p in range(start[cell], start[cell + 1]):
+                    j = members[p]
+                    gap2 = 0.0
+                    for k in range(d):
+                        g = max(box_lo[k] - C[j, k], C[j, k] - box_hi[k], 0.0)
+                        gap2 += g * g
+                    if gap2 <= prune_h2:
+                        _tile_sums(
+                            T,
+                            pw,
+                            s,
+                            e,
+                            C,
+                            j,
+                            h2,
+                            kernel,
+                            weighted,
+                            d2,
+                            w,
+                            scratch,
+                            sums,
+                            weights,
+                            counts,
+                        )
     return nonfinite
 
 
@@ -457,8 +609,8 @@ def chunk_stats(
     hcol = d + int(weighted) if adaptive else -1
     if grid is not None and kernel != GAUSSIAN and not adaptive:
         lo, dims, start, members = grid
-        args = (kernel, wcol, lo, dims, start, members, sums, weights, counts)
-        bad = _accumulate_lookup(X, C, h2, float(bandwidth), *args)
+        args = (kernel, wcol, lo, dims, start, members, CELL_BLOCK_ROWS, sums, weights, counts)
+        bad = _accumulate_cells(X, C, h2, float(bandwidth), *args)
     elif not weighted and not adaptive:
         bad = _accumulate_plain(X, C, h2, kernel, sums, weights, counts)
     else:

@@ -180,6 +180,26 @@ def test_chunk_stats_is_exact_on_spatially_ordered_rows(kernel):
         assert_allclose(got.weights, ref[1], rtol=1e-10, atol=1e-300)
 
 
+@pytest.mark.parametrize("d", [2, 3, 5])
+def test_tiles_wholly_inside_the_ball_are_summed_exactly(d):
+    """Sorted dense clusters: many tiles lie wholly within the flat kernel's ball (their
+    count and offset sum are used at once), others straddle it; same as the reference."""
+    rng = np.random.default_rng(d)
+    X = np.vstack([rng.normal(m, 0.3, size=(4_000, d)) for m in (0.0, 3.0)])
+    X = _kernels.spatially_sorted(X)
+    C = np.vstack([np.zeros(d), np.full(d, 3.0), np.full(d, 1.5), rng.normal(size=(5, d))])
+    for bw in (0.4, 1.0, 2.5):
+        got = _kernels.chunk_stats(X, C, bw, _kernels.FLAT)
+        sums, weights, counts, _ = ref_chunk_stats(X, C, bw, "flat")
+        assert_array_equal(got.counts, counts)
+        assert_array_equal(got.weights, weights)
+        assert_allclose(got.sums, sums, rtol=1e-12, atol=1e-9)
+    # a center whose points all sit exactly on it does not move, not even by rounding
+    c = np.array([0.1, 1 / 3, 0.7, 2.9, -5.3][:d])
+    got = _kernels.chunk_stats(np.tile(c, (1_500, 1)), c[None], 1.0, _kernels.FLAT)
+    assert got.counts[0] == 1_500 and np.all(got.sums == 0.0)
+
+
 def test_spatially_sorted_is_a_row_permutation_that_keeps_the_stats():
     rng = np.random.default_rng(13)
     X = rng.uniform(-5, 5, size=(4096, 2))
@@ -489,14 +509,20 @@ def test_float32_input_keeps_float32_centers(kernel):
 
 @pytest.mark.parametrize("kernel", ["flat", "epanechnikov"])
 @pytest.mark.parametrize("weighted", [False, True])
-def test_center_grid_path_for_unsorted_rows_matches_the_tile_path(kernel, weighted):
-    """Rows in no spatial order use a grid over the centers; same sums, counts, NaN count."""
+@pytest.mark.parametrize("block_rows", [65_536, 1_000, 7])
+@pytest.mark.parametrize("d", [3, 2])
+def test_center_grid_path_for_unsorted_rows_matches_the_tile_path(
+    kernel, weighted, block_rows, d, monkeypatch
+):
+    """Rows in no spatial order are bucketed by the cells of a grid over the centers,
+    a block of rows at a time; same sums, counts and NaN count as the tile path."""
+    monkeypatch.setattr(_kernels, "CELL_BLOCK_ROWS", block_rows)
     rng = np.random.default_rng(7)
     X = np.vstack([rng.normal(c, 0.7, size=(3_000, 3)) for c in ([0, 0, 0], [4, 4, 0])])
-    X = X[rng.permutation(len(X))]
-    C = np.vstack([X[rng.choice(len(X), 60)], [[50.0, 50.0, 50.0]]])  # one far center
+    X = X[rng.permutation(len(X)), :d]
+    C = np.vstack([X[rng.choice(len(X), 60)], np.full((1, d), 50.0)])  # one far center
     # a center exactly at distance bandwidth from a point counts it (inclusive), both ways
-    C = np.vstack([C, X[100] + [1.5, 0, 0]])
+    C = np.vstack([C, X[100] + np.eye(d)[0] * 1.5])
     block = np.column_stack([X, rng.integers(0, 3, len(X))]) if weighted else X
     code = KERNEL_CODES[kernel]
     cg = _kernels.center_grid(C, 1.5)
@@ -508,11 +534,11 @@ def test_center_grid_path_for_unsorted_rows_matches_the_tile_path(kernel, weight
     np.testing.assert_array_equal(grid.counts, tiles.counts)
     assert grid.counts[-2] == 0 and grid.counts[-1] >= 1
     # non-finite values are counted the same way (the sums are then meaningless)
-    block[[5, 17], [1, 2]] = [np.nan, np.inf]
+    block[[5, 17], [1, d - 1]] = [np.nan, np.inf]
     block[9] = np.nan
     bad = _kernels.chunk_stats(block, C, 1.5, code, weighted, grid=cg)
     assert bad.n_nonfinite == _kernels.chunk_stats(block, C, 1.5, code, weighted).n_nonfinite
-    assert bad.n_nonfinite == 2 + 3  # features only: weights are checked before the fit
+    assert bad.n_nonfinite == 2 + d  # features only: weights are checked before the fit
 
 
 def test_center_grid_refuses_huge_grids():
