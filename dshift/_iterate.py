@@ -25,8 +25,8 @@ logger = logging.getLogger(__name__)
 
 #: Number of partial results added by one task of the tree reduction.
 SPLIT_EVERY = 8
-#: Unsorted rows use the center-grid kernel from this many centers (measured: with 10
-#: centers both paths cost the same, with 1 the tiles are faster, with 50+ the grid).
+#: Unsorted rows use the center-grid kernel from this many centers (measured on 1e6 rows,
+#: one core: 4 centers 13 ms tiles vs 29 ms grid, 16 both 32 ms, 32 57 ms vs 37 ms).
 GRID_MIN_CENTERS = 16
 
 
