@@ -464,7 +464,7 @@ def _accumulate_cells(
     n_cells = start.shape[0] - 1
     b = max(1, min(n, block))
     edge = dims.astype(np.float64)
-    fill = np.zeros(n_cells, np.int64)  # per cell: its row count, then its write position
+    fill = np.zeros(n_cells, np.int32)  # per cell: its row count, then its write position
     cell_of = np.empty(b, np.int64)
     touched = np.empty(b, np.int64)
     begin = np.empty(b + 1, np.int64)
@@ -581,9 +581,10 @@ def chunk_stats(
         ``K(|x - c| / h_i) (bandwidth / h_i)^d`` (``bandwidth`` only scales all weights
         alike, keeping them finite), and it counts in ``counts`` when ``|x - c| <= h_i``.
     grid : tuple, default=None
-        :func:`center_grid` of the centers (compact kernels, fixed bandwidth): each point is
-        then compared only with the centers of its grid cell instead of going through tiles.
-        Several times faster on rows in no spatial order (streamed data); same result.
+        :func:`center_grid` of the centers (compact kernels, fixed bandwidth): the rows are
+        bucketed by grid cell (``CELL_BLOCK_ROWS`` at a time) and each bucket runs through
+        the tile kernel against its cell's centers only. Several times faster on rows in
+        no spatial order (streamed data); same result.
 
     Returns
     -------
