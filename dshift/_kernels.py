@@ -3,11 +3,14 @@
 Each function takes a numpy block of rows and the (small) broadcast center set and returns
 only small results. The inner loops are compiled with numba and work on tiles of
 ``TILE_ROWS`` points (transposed, so the loops over points vectorize); a call allocates a few
-tile-sized buffers and nothing per (point, center) pair, so a task's temporaries do not grow
+buffers of at most ``CELL_BLOCK_ROWS`` rows (plus one counter per center-grid cell) and
+nothing per (point, center) pair, so a task's temporaries do not grow
 with the chunk size or the number of centers: a 1e6-row chunk against 1000 centers never
 builds a 1e6 x 1000 matrix. For the compact kernels (flat, Epanechnikov) a tile whose
-bounding box lies farther than the bandwidth from a center is skipped for that center,
-which is exact and pays off when rows are spatially ordered.
+bounding box lies farther than the bandwidth from a center is skipped for that center, and
+with the flat kernel a tile wholly inside a center's ball is added from its count and offset
+sum; both are exact and pay off when rows are spatially ordered. Rows in no spatial order
+(streamed chunks) are first bucketed by the cells of a grid over the centers.
 
 Distances are computed as direct sums of squared differences in float64 (not through the
 ``|x|^2 - 2 x.c + |c|^2`` expansion), so a point exactly at distance ``bandwidth`` is counted
@@ -476,6 +479,7 @@ def _accumulate_cells(
     box_lo = np.empty(d)
     box_hi = np.empty(d)
     prune_h2 = h2 * (1.0 + 1e-9) + 1e-300
+    args = (h2, kernel, weighted, d2, w, scratch, sums, weights, counts)
     nonfinite = 0
     for first in range(0, n, b):
         rows = min(b, n - first)
@@ -534,23 +538,7 @@ def _accumulate_cells(
                         g = max(box_lo[k] - C[j, k], C[j, k] - box_hi[k], 0.0)
                         gap2 += g * g
                     if gap2 <= prune_h2:
-                        _tile_sums(
-                            T,
-                            pw,
-                            s,
-                            e,
-                            C,
-                            j,
-                            h2,
-                            kernel,
-                            weighted,
-                            d2,
-                            w,
-                            scratch,
-                            sums,
-                            weights,
-                            counts,
-                        )
+                        _tile_sums(T, pw, s, e, C, j, *args)
     return nonfinite
 
 
