@@ -104,6 +104,23 @@ def _exp_nonpositive(x, scratch):  # pragma: no cover - compiled
 
 
 @numba.njit(nogil=True, cache=True, fastmath=_FASTMATH)
+def _bounding_box(T, s, e, lo, hi):  # pragma: no cover - compiled
+    """lo, hi <- the bounding box of the points ``T[:, s:e]``; returns their non-finite count."""
+    nonfinite = 0
+    for k in range(T.shape[0]):
+        a = np.inf
+        b = -np.inf
+        for i in range(s, e):
+            v = T[k, i]
+            nonfinite += 0 if math.isfinite(v) else 1
+            a = min(a, v)
+            b = max(b, v)
+        lo[k] = a
+        hi[k] = b
+    return nonfinite
+
+
+@numba.njit(nogil=True, cache=True, fastmath=_FASTMATH)
 def _accumulate(X, C, h2, kernel, wcol, hcol, sums, weights, counts, hsums):  # pragma: no cover
     n = X.shape[0]
     m, d = C.shape
@@ -141,16 +158,7 @@ def _accumulate(X, C, h2, kernel, wcol, hcol, sums, weights, counts, hsums):  # 
                 # w / (h_i / h)^d, in log space so that high dimensions cannot overflow
                 pnorm[i] = pw[i] * math.exp(min(700.0, max(-700.0, d * (log_href - math.log(hv)))))
                 tile_h2 = max(tile_h2, hv * hv)
-        for k in range(d):
-            a = np.inf
-            b = -np.inf
-            for i in range(t):
-                v = T[k, i]
-                nonfinite += 0 if math.isfinite(v) else 1
-                a = min(a, v)
-                b = max(b, v)
-            lo[k] = a
-            hi[k] = b
+        nonfinite += _bounding_box(T, 0, t, lo, hi)
         # A tile is skipped for a center only if its bounding box is farther than the
         # (largest) bandwidth by a margin that covers rounding: exact for compact kernels.
         prune_h2 = tile_h2 * (1.0 + 1e-9) + 1e-300
@@ -251,16 +259,7 @@ def _accumulate_plain(X, C, h2, kernel, sums, weights, counts):  # pragma: no co
         for i in range(t):
             for k in range(d):
                 T[k, i] = np.float64(X[start + i, k])
-        for k in range(d):
-            a = np.inf
-            b = -np.inf
-            for i in range(t):
-                v = T[k, i]
-                nonfinite += 0 if math.isfinite(v) else 1
-                a = min(a, v)
-                b = max(b, v)
-            lo[k] = a
-            hi[k] = b
+        nonfinite += _bounding_box(T, 0, t, lo, hi)
         summed = False
         for j in range(m):
             if compact:
@@ -523,14 +522,7 @@ def _accumulate_cells(
             fill[cell] = 0
             for s in range(begin[t], begin[t + 1], TILE_ROWS):
                 e = min(s + TILE_ROWS, begin[t + 1])
-                for k in range(d):
-                    a = np.inf
-                    z = -np.inf
-                    for i in range(s, e):
-                        a = min(a, T[k, i])
-                        z = max(z, T[k, i])
-                    box_lo[k] = a
-                    box_hi[k] = z
+                _bounding_box(T, s, e, box_lo, box_hi)  # its NaNs are counted above
                 for p in range(start[cell], start[cell + 1]):
                     j = members[p]
                     gap2 = 0.0
