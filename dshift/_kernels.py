@@ -233,62 +233,324 @@ def _accumulate(X, C, h2, kernel, wcol, hcol, sums, weights, counts, hsums):  # 
     return nonfinite
 
 
-@numba.njit(nogil=True, cache=True, fastmath=_FASTMATH)
-def _accumulate_plain(X, C, h2, kernel, sums, weights, counts):  # pragma: no cover - compiled
-    # Unweighted, one bandwidth: kept apart from _accumulate, whose per-point weight and
-    # bandwidth loads cost a third of the flat kernel's speed (measured 6.6 vs 4.4 G/s).
-    n, d = X.shape
-    m = C.shape[0]
-    T = np.empty((d, TILE_ROWS))
-    d2 = np.empty(TILE_ROWS)
-    w = np.empty(TILE_ROWS)
-    scratch = np.empty(TILE_ROWS)
-    pw = np.empty(0)
-    lo = np.empty(d)
-    hi = np.empty(d)
-    # A tile is skipped for a center only if its bounding box is farther than the bandwidth
-    # by a margin that covers rounding: exact for the compact kernels.
-    prune_h2 = h2 * (1.0 + 1e-9) + 1e-300
-    # ... and taken whole if its farthest corner is inside by a margin that covers rounding.
-    inner_h2 = h2 * (1.0 - 1e-9)
-    rel = np.empty(d)
-    compact = kernel != GAUSSIAN
-    nonfinite = 0
-    for start in range(0, n, TILE_ROWS):
-        t = min(TILE_ROWS, n - start)
-        for i in range(t):
-            for k in range(d):
-                T[k, i] = np.float64(X[start + i, k])
-        nonfinite += _bounding_box(T, 0, t, lo, hi)
-        summed = False
-        for j in range(m):
-            if compact:
-                gap2 = 0.0
-                far2 = 0.0
+#: Centers within this fraction of the bandwidth of a leader form one group (flat kernel):
+#: a point well inside (or outside) the group's ball is inside (or outside) every member's.
+GROUP_RADIUS = 1 / 32
+
+
+class CenterGroups(NamedTuple):
+    """Centers clustered around leaders (see :func:`center_groups`).
+
+    Attributes
+    ----------
+    group_of : ndarray (n_centers,), int64
+        Each center's group, or -1 for a center alone.
+    members : ndarray (n_centers,), int64
+        Center indices, group by group (the centers alone first).
+    leaders : ndarray (n_groups, n_features), float64
+        Each group's reference point (one of its members).
+    radius : ndarray (n_groups,), float64
+        Distance from the leader to its farthest member, rounded up by a margin.
+    """
+
+    group_of: np.ndarray
+    members: np.ndarray
+    leaders: np.ndarray
+    radius: np.ndarray
+
+
+@numba.njit(nogil=True, cache=True)
+def _leader_groups(C, order, radius):  # pragma: no cover - compiled
+    # Greedy leader clustering in order of the first coordinate: every center before the
+    # current one is already placed, so the scan for members only looks forward, and stops
+    # once the first coordinate alone is farther than the radius.
+    m, d = C.shape
+    group_of = np.full(m, -1, np.int64)
+    leader = np.empty(m, np.int64)
+    r2 = radius * radius
+    n_groups = 0
+    for a in range(m):
+        i = order[a]
+        if group_of[i] >= 0:
+            continue
+        group_of[i] = n_groups
+        leader[n_groups] = i
+        for b in range(a + 1, m):
+            j = order[b]
+            if C[j, 0] - C[i, 0] > radius:
+                break
+            if group_of[j] < 0:
+                dist2 = 0.0
                 for k in range(d):
-                    c = C[j, k]
-                    g = max(lo[k] - c, c - hi[k], 0.0)
-                    gap2 += g * g
-                    f = max(c - lo[k], hi[k] - c)
-                    far2 += f * f
+                    diff = C[j, k] - C[i, k]
+                    dist2 += diff * diff
+                if dist2 <= r2:
+                    group_of[j] = n_groups
+        n_groups += 1
+    return group_of, leader[:n_groups]
+
+
+def center_groups(centers: np.ndarray, bandwidth: float, fraction: float | None = None):
+    """Cluster the centers into groups of radius at most ``fraction * bandwidth``.
+
+    With the flat kernel a point closer than ``bandwidth - r`` to a group's leader (r the
+    group's radius) is within the bandwidth of every member, and one farther than
+    ``bandwidth + r`` of none: the kernels add such points once for the whole group, and
+    test only the thin shell between the two against each member. Centers closing in on
+    the same mode (most of them, in the middle iterations of a fit) share a group.
+
+    Parameters
+    ----------
+    centers : ndarray of shape (n_centers, n_features)
+    bandwidth : float
+    fraction : float, default=None
+        Largest group radius, as a fraction of the bandwidth (0: no groups; None:
+        ``GROUP_RADIUS``).
+
+    Returns
+    -------
+    CenterGroups
+        Centers alone in their group get group -1 and come first in ``members``.
+
+    Examples
+    --------
+    >>> g = center_groups(np.array([[0.0], [5.0], [0.01]]), 1.0)
+    >>> g.group_of.tolist(), g.members.tolist(), g.leaders.ravel().tolist()
+    ([0, -1, 0], [1, 0, 2], [0.0])
+    """
+    C = np.ascontiguousarray(centers, dtype=np.float64)
+    m = C.shape[0]
+    limit = (GROUP_RADIUS if fraction is None else fraction) * bandwidth
+    if m > 1 and limit > 0 and C.shape[1] > 0:
+        group_of, lead = _leader_groups(C, np.argsort(C[:, 0], kind="stable"), limit)
+    else:
+        group_of, lead = np.arange(m, dtype=np.int64), np.arange(m, dtype=np.int64)
+    size = np.bincount(group_of, minlength=len(lead))
+    several = size > 1
+    renumber = np.full(len(lead), -1, dtype=np.int64)
+    renumber[several] = np.arange(int(several.sum()))
+    group_of = renumber[group_of]
+    leaders = C[lead[several]]
+    grouped = np.flatnonzero(group_of >= 0)
+    dist = np.sqrt(((C[grouped] - leaders[group_of[grouped]]) ** 2).sum(axis=1))
+    radius = np.zeros(len(leaders))
+    np.maximum.at(radius, group_of[grouped], dist)
+    radius = radius * (1 + 1e-9) + 1e-300  # covers rounding
+    members = np.argsort(group_of, kind="stable").astype(np.int64)
+    return CenterGroups(group_of, members, leaders, radius)
+
+
+@numba.njit(nogil=True, cache=True, fastmath=_FASTMATH)
+def _offset_sums(T, pw, s, e, lo, weighted, rel):  # pragma: no cover - compiled
+    """rel[:d] <- sum of (weighted) offsets of T[:, s:e] from lo, rel[d] <- their weight."""
+    d = lo.shape[0]
+    total = 0.0
+    for i in range(s, e):
+        total += pw[i] if weighted else 1.0
+    rel[d] = total
+    for k in range(d):
+        acc = 0.0
+        for i in range(s, e):
+            acc += (pw[i] if weighted else 1.0) * (T[k, i] - lo[k])
+        rel[k] = acc
+
+
+@numba.njit(nogil=True, cache=True, fastmath=_FASTMATH)
+def _core_and_shell(
+    T, pw, s, e, C, idx, p0, p1, lead, radius, h2, weighted, work, out
+):  # pragma: no cover - compiled
+    """Flat kernel: add the points T[:, s:e] for the centers ``idx[p0:p1]`` of one group.
+
+    Points within ``bandwidth - radius`` of the group's leader ``lead`` (the core) are in
+    every member's ball: they are added once, as offsets from the leader. Only the shell
+    out to ``bandwidth + radius`` is copied to ``work`` and tested per member. Both radii
+    keep a 1e-9 margin that covers rounding, so the result equals the per-point loop's.
+    ``work`` holds at least ``d + 4`` rows of ``max(e - s, d)`` values; ``out`` is (sums,
+    weights, counts).
+    """
+    sums, weights, counts = out
+    d = lead.shape[0]
+    n = e - s
+    h = math.sqrt(h2)
+    core2 = (h - radius) ** 2 * (1.0 - 1e-9) if h > radius else -1.0
+    outer2 = (h + radius) ** 2 * (1.0 + 1e-9) + 1e-300
+    d2 = work[0, :n]
+    acc = work[1, :d]
+    core_w = 0.0
+    if d == 3 and not weighted:  # the common case: one pass, all in registers
+        c0, c1, c2 = lead[0], lead[1], lead[2]
+        t0, t1, t2 = T[0, s:e], T[1, s:e], T[2, s:e]
+        a0 = a1 = a2 = 0.0
+        for i in range(n):
+            u0 = t0[i] - c0
+            u1 = t1[i] - c1
+            u2 = t2[i] - c2
+            q = u0 * u0 + u1 * u1 + u2 * u2
+            d2[i] = q
+            wi = 1.0 if q <= core2 else 0.0
+            core_w += wi
+            a0 += wi * u0
+            a1 += wi * u1
+            a2 += wi * u2
+        acc[0], acc[1], acc[2] = a0, a1, a2
+    else:
+        for i in range(n):
+            d2[i] = 0.0
+        for k in range(d):
+            c = lead[k]
+            for i in range(n):
+                diff = T[k, s + i] - c
+                d2[i] += diff * diff
+        for i in range(n):
+            core_w += (pw[s + i] if weighted else 1.0) if d2[i] <= core2 else 0.0
+        for k in range(d):
+            c = lead[k]
+            a = 0.0
+            for i in range(n):
+                p = pw[s + i] if weighted else 1.0
+                a += p * (T[k, s + i] - c) if d2[i] <= core2 else 0.0
+            acc[k] = a
+    if core_w > 0.0:
+        for q in range(p0, p1):
+            j = idx[q]
+            counts[j] += core_w
+            weights[j] += core_w
+            for k in range(d):
+                sums[j, k] += acc[k] + core_w * (lead[k] - C[j, k])
+    S = work[4:]
+    spw = work[3]
+    ns = 0
+    for i in range(n):
+        if core2 < d2[i] <= outer2:
+            for k in range(d):
+                S[k, ns] = T[k, s + i]
+            spw[ns] = pw[s + i] if weighted else 1.0
+            ns += 1
+    if ns == 0:
+        return
+    for q in range(p0, p1):
+        j = idx[q]
+        if d == 3 and not weighted:  # no call per member: the shells are often small
+            inside, a0, a1, a2 = _flat3(S, 0, ns, C[j, 0], C[j, 1], C[j, 2], h2)
+            counts[j] += inside
+            weights[j] += inside
+            sums[j, 0] += a0
+            sums[j, 1] += a1
+            sums[j, 2] += a2
+        else:
+            _tile_sums(S, spw, 0, ns, C, j, h2, FLAT, weighted, work, out)
+
+
+@numba.njit(nogil=True, cache=True, fastmath=_FASTMATH, inline="always")
+def _box_reach(lo, hi, P, r):  # pragma: no cover - compiled
+    """Squared distances from the point P[r] to the nearest and farthest corner of a box."""
+    gap2 = 0.0
+    far2 = 0.0
+    for k in range(lo.shape[0]):
+        c = P[r, k]
+        a = max(lo[k] - c, c - hi[k], 0.0)
+        gap2 += a * a
+        f = max(c - lo[k], hi[k] - c)
+        far2 += f * f
+    return gap2, far2
+
+
+@numba.njit(nogil=True, cache=True, fastmath=_FASTMATH)
+def _points_sums(
+    T, pw, s, e, lo, hi, C, idx, p0, p1, groups, h2, kernel, weighted, work, out
+):  # pragma: no cover - compiled
+    """Add the kernel sums of the points T[:, s:e] (bounding box lo, hi) for the centers
+    ``idx[p0:p1]``, listed group by group (``groups``: group_of, leaders, radius).
+
+    Compact kernels skip a center (or a whole group) whose ball misses the box, and with
+    the flat kernel a box wholly inside a center's ball (or every member's) is added from
+    the points' offset sums in O(d); other (center, box) pairs run the per-point loop, or
+    :func:`_core_and_shell` for a group. The tests keep a 1e-9 margin that covers rounding,
+    so the result equals the per-point loop's.
+    """
+    group_of, leaders, radius = groups
+    sums, weights, counts = out
+    d = lo.shape[0]
+    rel = work[4 + d, : d + 1]  # the points' offset sums from lo and weight, on first use
+    summed = False
+    compact = kernel != GAUSSIAN
+    prune_h2 = h2 * (1.0 + 1e-9) + 1e-300
+    inner_h2 = h2 * (1.0 - 1e-9)
+    p = p0
+    while p < p1:
+        g = group_of[idx[p]]
+        if g < 0:  # a center alone
+            j = idx[p]
+            p += 1
+            if compact:
+                gap2, far2 = _box_reach(lo, hi, C, j)
                 if gap2 > prune_h2:
                     continue
                 if kernel == FLAT and far2 <= inner_h2:
-                    # The whole tile lies inside the ball: its count and its sum of
-                    # offsets from the box corner give the center's sums in O(d).
                     if not summed:
-                        for k in range(d):
-                            acc = 0.0
-                            for i in range(t):
-                                acc += T[k, i] - lo[k]
-                            rel[k] = acc
+                        _offset_sums(T, pw, s, e, lo, weighted, rel)
                         summed = True
-                    counts[j] += t
-                    weights[j] += t
+                    tw = rel[d]
+                    counts[j] += tw
+                    weights[j] += tw
                     for k in range(d):
-                        sums[j, k] += rel[k] + t * (lo[k] - C[j, k])
+                        sums[j, k] += rel[k] + tw * (lo[k] - C[j, k])
                     continue
-            _tile_sums(T, pw, 0, t, C, j, h2, kernel, False, d2, w, scratch, sums, weights, counts)
+                if kernel == FLAT and d == 3 and not weighted:  # no call: tiles can be small
+                    inside, a0, a1, a2 = _flat3(T, s, e, C[j, 0], C[j, 1], C[j, 2], h2)
+                    counts[j] += inside
+                    weights[j] += inside
+                    sums[j, 0] += a0
+                    sums[j, 1] += a1
+                    sums[j, 2] += a2
+                    continue
+            _tile_sums(T, pw, s, e, C, j, h2, kernel, weighted, work, out)
+            continue
+        q = p + 1
+        while q < p1 and group_of[idx[q]] == g:
+            q += 1
+        gap2, far2 = _box_reach(lo, hi, leaders, g)  # only the flat kernel makes groups
+        h = math.sqrt(h2)
+        if gap2 > (h + radius[g]) ** 2 * (1.0 + 1e-9) + 1e-300:
+            p = q
+            continue
+        if h > radius[g] and far2 <= (h - radius[g]) ** 2 * (1.0 - 1e-9):
+            if not summed:
+                _offset_sums(T, pw, s, e, lo, weighted, rel)
+                summed = True
+            tw = rel[d]
+            for u in range(p, q):
+                j = idx[u]
+                counts[j] += tw
+                weights[j] += tw
+                for k in range(d):
+                    sums[j, k] += rel[k] + tw * (lo[k] - C[j, k])
+        else:
+            lead, r = leaders[g], radius[g]
+            _core_and_shell(T, pw, s, e, C, idx, p, q, lead, r, h2, weighted, work, out)
+        p = q
+
+
+@numba.njit(nogil=True, cache=True, fastmath=_FASTMATH)
+def _accumulate_plain(
+    X, C, h2, kernel, gmembers, groups, sums, weights, counts
+):  # pragma: no cover - compiled
+    # Unweighted, one bandwidth: kept apart from _accumulate, whose per-point weight and
+    # bandwidth loads cost a third of the flat kernel's speed (measured 6.6 vs 4.4 G/s).
+    n, d = X.shape
+    m = gmembers.shape[0]
+    T = np.empty((d, TILE_ROWS))
+    work = np.empty((d + 5, max(TILE_ROWS, d + 1)))
+    out = (sums, weights, counts)
+    pw = np.empty(0)
+    lo = np.empty(d)
+    hi = np.empty(d)
+    nonfinite = 0
+    for start in range(0, n, TILE_ROWS):
+        t = min(TILE_ROWS, n - start)
+        _transpose(X, start, t, T)
+        nonfinite += _bounding_box(T, 0, t, lo, hi)
+        _points_sums(T, pw, 0, t, lo, hi, C, gmembers, 0, m, groups, h2, kernel, False, work, out)
     return nonfinite
 
 
@@ -301,8 +563,9 @@ MAX_GRID_ENTRIES = 2**21
 def center_grid(centers: np.ndarray, bandwidth: float):
     """A uniform grid of edge ``bandwidth`` over the centers, and each cell's candidates.
 
-    A cell lists the centers whose distance to the cell's box is at most the bandwidth,
-    so a point needs to be compared only with its own cell's list; points outside the grid
+    A cell lists the centers whose distance to the cell's box is at most the bandwidth
+    (ordered by their :func:`center_groups` group, then index), so a point needs to be
+    compared only with its own cell's list; points outside the grid
     are farther than the bandwidth from every center. Built once per iteration on the
     client, one of the 3^d neighbouring offsets at a time (temporaries O(n_centers x d)).
     Returns None when the grid would be too large (many dimensions or centers, far-flung
@@ -342,7 +605,8 @@ def center_grid(centers: np.ndarray, bandwidth: float):
         owners.append(np.flatnonzero(near))
     cell = np.concatenate(cells)
     owner = np.concatenate(owners)
-    order = np.argsort(cell, kind="stable")
+    # a cell lists its centers group by group (the kernels take a group's centers together)
+    order = np.lexsort((owner, center_groups(C, bandwidth).group_of[owner], cell))
     start = np.zeros(int(n_cells) + 1, dtype=np.int64)
     np.cumsum(np.bincount(cell, minlength=int(n_cells)), out=start[1:])
     return lo, dims, start, owner[order].astype(np.int64)
@@ -352,32 +616,41 @@ def center_grid(centers: np.ndarray, bandwidth: float):
 CELL_BLOCK_ROWS = 65_536
 
 
+@numba.njit(nogil=True, cache=True, fastmath=_FASTMATH, inline="always")
+def _flat3(T, s, e, c0, c1, c2, h2):  # pragma: no cover - compiled
+    """Flat kernel, 3-d, unweighted: (count, offset sums) of T[:, s:e] for one center."""
+    t0, t1, t2 = T[0, s:e], T[1, s:e], T[2, s:e]
+    inside = 0.0
+    a0 = a1 = a2 = 0.0
+    for i in range(e - s):
+        u0 = t0[i] - c0
+        u1 = t1[i] - c1
+        u2 = t2[i] - c2
+        wi = 1.0 if u0 * u0 + u1 * u1 + u2 * u2 <= h2 else 0.0
+        inside += wi
+        a0 += wi * u0
+        a1 += wi * u1
+        a2 += wi * u2
+    return inside, a0, a1, a2
+
+
 @numba.njit(nogil=True, cache=True, fastmath=_FASTMATH)
-def _tile_sums(
-    T, pw, s, e, C, j, h2, kernel, weighted, d2, w, scratch, sums, weights, counts
-):  # pragma: no cover - compiled
+def _tile_sums(T, pw, s, e, C, j, h2, kernel, weighted, work, out):  # pragma: no cover
     """Add the kernel sums of the points ``T[:, s:e]`` (features x points) for center j.
 
-    ``pw`` holds point weights when ``weighted``; ``d2``, ``w``, ``scratch`` are buffers of
-    at least ``e - s`` values. Three dimensions get fused loops (no per-feature passes).
+    ``pw`` holds point weights when ``weighted``; ``work`` has at least 3 rows of ``e - s``
+    values; ``out`` is (sums, weights, counts). Three dimensions get fused loops (no
+    per-feature passes).
     """
+    d2, w, scratch = work[0], work[1], work[2]
+    sums, weights, counts = out
     d = C.shape[1]
     n = e - s
     if d == 3:
         c0, c1, c2 = C[j, 0], C[j, 1], C[j, 2]
         t0, t1, t2 = T[0, s:e], T[1, s:e], T[2, s:e]
         if kernel == FLAT and not weighted:  # the common case: one pass, all in registers
-            inside = 0.0
-            a0 = a1 = a2 = 0.0
-            for i in range(n):
-                u0 = t0[i] - c0
-                u1 = t1[i] - c1
-                u2 = t2[i] - c2
-                wi = 1.0 if u0 * u0 + u1 * u1 + u2 * u2 <= h2 else 0.0
-                inside += wi
-                a0 += wi * u0
-                a1 += wi * u1
-                a2 += wi * u2
+            inside, a0, a1, a2 = _flat3(T, s, e, c0, c1, c2, h2)
             if inside > 0.0:
                 counts[j] += inside
                 weights[j] += inside
@@ -451,9 +724,50 @@ def _tile_sums(
                 sums[j, k] += acc
 
 
+@numba.njit(nogil=True, cache=True, fastmath=_FASTMATH)
+def _transpose(X, first, rows, R):  # pragma: no cover - compiled
+    """R[:, :rows] <- the first R.shape[0] columns of X[first:first + rows], as float64."""
+    d = R.shape[0]
+    if d == 3:  # unrolled: three times faster than the loop over features
+        for i in range(rows):
+            R[0, i] = np.float64(X[first + i, 0])
+            R[1, i] = np.float64(X[first + i, 1])
+            R[2, i] = np.float64(X[first + i, 2])
+    else:
+        for i in range(rows):
+            for k in range(d):
+                R[k, i] = np.float64(X[first + i, k])
+
+
+@numba.njit(nogil=True, cache=True, fastmath=_FASTMATH)
+def _grid_cells(R, rows, lo, inv, edge, cellf, cell_of):  # pragma: no cover - compiled
+    """cell_of[i] <- the grid cell of the point R[:, i], -1 outside the grid (NaN too).
+
+    Computed feature by feature in floating point (exact below 2^53 cells), so that every
+    loop vectorizes; returns the number of non-finite values.
+    """
+    nonfinite = 0
+    for i in range(rows):
+        cellf[i] = 0.0
+    for k in range(R.shape[0]):
+        low = lo[k]
+        e = edge[k]
+        r = R[k]
+        for i in range(rows):
+            v = r[i]
+            nonfinite += 0 if math.isfinite(v) else 1
+            x = (v - low) * inv
+            c = cellf[i] * e + np.floor(min(max(x, 0.0), e - 1.0))
+            cellf[i] = c if (x >= 0.0) & (x < e) else -1e300  # stays negative
+    for i in range(rows):
+        c = cellf[i]
+        cell_of[i] = np.int32(c) if c >= 0.0 else -1
+    return nonfinite
+
+
 @numba.njit(nogil=True, cache=True)
 def _accumulate_cells(
-    X, C, h2, size, kernel, wcol, lo, dims, start, members, block, sums, weights, counts
+    X, C, h2, size, kernel, wcol, lo, dims, start, members, groups, block, sums, weights, counts
 ):  # pragma: no cover - compiled
     # Rows are bucketed by their center-grid cell, CELL_BLOCK_ROWS at a time (a counting
     # sort into a transposed buffer); each bucket then runs, a tile at a time, against only
@@ -467,32 +781,23 @@ def _accumulate_cells(
     b = max(1, min(n, block))
     edge = dims.astype(np.float64)
     fill = np.zeros(n_cells, np.int32)  # per cell: its row count, then its write position
-    cell_of = np.empty(b, np.int64)
+    R = np.empty((d, b))  # the block's rows, transposed
+    cellf = np.empty(b)
+    cell_of = np.empty(b, np.int32)
     touched = np.empty(b, np.int64)
     begin = np.empty(b + 1, np.int64)
-    T = np.empty((d, b))
+    T = np.empty((d, b))  # ... and bucketed by cell
     pw = np.ones(b)
-    d2 = np.empty(TILE_ROWS)
-    w = np.empty(TILE_ROWS)
-    scratch = np.empty(TILE_ROWS)
+    work = np.empty((d + 5, max(TILE_ROWS, d + 1)))
     box_lo = np.empty(d)
     box_hi = np.empty(d)
-    prune_h2 = h2 * (1.0 + 1e-9) + 1e-300
-    args = (h2, kernel, weighted, d2, w, scratch, sums, weights, counts)
+    args = (h2, kernel, weighted, work, (sums, weights, counts))
     nonfinite = 0
     for first in range(0, n, b):
         rows = min(b, n - first)
+        _transpose(X, first, rows, R)
+        nonfinite += _grid_cells(R, rows, lo, inv, edge, cellf, cell_of)
         n_touched = 0
-        for i in range(rows):  # branch-free (in or out is unpredictable): vectorizes
-            cell = 0
-            inside = True
-            for k in range(d):
-                v = np.float64(X[first + i, k])
-                nonfinite += not math.isfinite(v)
-                x = (v - lo[k]) * inv
-                inside &= (x >= 0.0) & (x < edge[k])  # NaN is outside too
-                cell = cell * dims[k] + np.int64(min(max(x, 0.0), edge[k] - 1.0))
-            cell_of[i] = cell if inside else -1
         for i in range(rows):
             cell = cell_of[i]
             if cell >= 0 and start[cell + 1] > start[cell]:
@@ -513,8 +818,13 @@ def _accumulate_cells(
             if cell >= 0:
                 p = fill[cell]
                 fill[cell] = p + 1
-                for k in range(d):
-                    T[k, p] = np.float64(X[first + i, k])
+                if d == 3:
+                    T[0, p] = R[0, i]
+                    T[1, p] = R[1, i]
+                    T[2, p] = R[2, i]
+                else:
+                    for k in range(d):
+                        T[k, p] = R[k, i]
                 if weighted:
                     pw[p] = np.float64(X[first + i, wcol])
         for t in range(n_touched):
@@ -523,14 +833,8 @@ def _accumulate_cells(
             for s in range(begin[t], begin[t + 1], TILE_ROWS):
                 e = min(s + TILE_ROWS, begin[t + 1])
                 _bounding_box(T, s, e, box_lo, box_hi)  # its NaNs are counted above
-                for p in range(start[cell], start[cell + 1]):
-                    j = members[p]
-                    gap2 = 0.0
-                    for k in range(d):
-                        g = max(box_lo[k] - C[j, k], C[j, k] - box_hi[k], 0.0)
-                        gap2 += g * g
-                    if gap2 <= prune_h2:
-                        _tile_sums(T, pw, s, e, C, j, *args)
+                cands = (start[cell], start[cell + 1])
+                _points_sums(T, pw, s, e, box_lo, box_hi, C, members, *cands, groups, *args)
     return nonfinite
 
 
@@ -588,12 +892,17 @@ def chunk_stats(
     h2 = float(bandwidth) ** 2
     wcol = d if weighted else -1
     hcol = d + int(weighted) if adaptive else -1
+    # with the flat kernel, centers close together are taken as groups (center_groups)
+    groups = center_groups(C, bandwidth, GROUP_RADIUS if kernel == FLAT else 0.0)
     if grid is not None and kernel != GAUSSIAN and not adaptive:
         lo, dims, start, members = grid
-        args = (kernel, wcol, lo, dims, start, members, CELL_BLOCK_ROWS, sums, weights, counts)
-        bad = _accumulate_cells(X, C, h2, float(bandwidth), *args)
+        tile_groups = (groups.group_of, groups.leaders, groups.radius)
+        args = (kernel, wcol, lo, dims, start, members, tile_groups, CELL_BLOCK_ROWS)
+        bad = _accumulate_cells(X, C, h2, float(bandwidth), *args, sums, weights, counts)
     elif not weighted and not adaptive:
-        bad = _accumulate_plain(X, C, h2, kernel, sums, weights, counts)
+        tile_groups = (groups.group_of, groups.leaders, groups.radius)
+        args = (kernel, groups.members, tile_groups)
+        bad = _accumulate_plain(X, C, h2, *args, sums, weights, counts)
     else:
         bad = _accumulate(X, C, h2, kernel, wcol, hcol, sums, weights, counts, hsums)
     return ChunkStats(sums, weights, counts, int(bad), hsums)

@@ -200,6 +200,80 @@ def test_tiles_wholly_inside_the_ball_are_summed_exactly(d):
     assert got.counts[0] == 1_500 and np.all(got.sums == 0.0)
 
 
+def test_center_groups_are_tight_and_cover_every_center():
+    rng = np.random.default_rng(21)
+    C = np.vstack([rng.normal(m, 0.02, size=(30, 3)) for m in (0.0, 5.0)])
+    C = np.vstack([C, rng.uniform(-20, 20, size=(40, 3))])
+    g = _kernels.center_groups(C, 2.0)
+    assert sorted(g.members.tolist()) == list(range(len(C)))
+    assert_array_equal(np.sort(g.group_of[g.members]), g.group_of[g.members])  # grouped
+    alone = g.group_of < 0
+    assert np.bincount(g.group_of[~alone]).min() >= 2  # a group has several members
+    assert alone[60:].sum() >= 35  # the scattered centers stay alone
+    for k, (lead, r) in enumerate(zip(g.leaders, g.radius, strict=True)):
+        members = C[g.group_of == k]
+        dist = np.sqrt(((members - lead) ** 2).sum(axis=1))
+        assert (dist == 0).any()  # the leader is a member
+        assert dist.max() <= r <= 2.0 * _kernels.GROUP_RADIUS * (1 + 1e-6)
+    assert (_kernels.center_groups(C, 2.0, 0.0).group_of == -1).all()
+
+
+@pytest.mark.parametrize("d", [3, 2, 5])
+@pytest.mark.parametrize("weighted", [False, True])
+def test_grouped_centers_give_the_per_center_sums(d, weighted, monkeypatch):
+    """Centers closing in on the same modes are taken as groups (core added once, shell
+    tested per member): same sums as the dense reference and as without groups, on
+    sorted and unsorted rows, through the tiles and the center grid; a point exactly at
+    distance bandwidth from a member is still counted."""
+    rng = np.random.default_rng(100 + d)
+    modes = np.array([np.zeros(d), np.full(d, 2.5)])
+    X = np.vstack([rng.normal(m, 0.8, size=(3_000, d)) for m in modes])
+    bw = 1.5
+    C = np.vstack([rng.normal(m, 0.005, size=(25, d)) for m in modes])  # two tight groups
+    C = np.vstack([C, rng.normal(size=(6, d))])  # and a few loose centers
+    X[7] = C[3] + np.eye(d)[0] * bw  # exactly on a member's boundary
+    X[8] = C[30] - np.eye(d)[-1] * bw
+    assert (_kernels.center_groups(C, bw).group_of[:50] >= 0).sum() >= 45  # groups form
+    w = rng.integers(0, 3, len(X)).astype(np.float64)
+    sums, weights, counts = ref_weighted_flat(X, w if weighted else np.ones(len(X)), C, bw)
+    block = np.column_stack([X, w]) if weighted else X
+    variants = {}
+    for radius in (_kernels.GROUP_RADIUS, 0.0):
+        monkeypatch.setattr(_kernels, "GROUP_RADIUS", radius)
+        grid = _kernels.center_grid(C, bw)
+        for rows, B in (("sorted", _kernels.spatially_sorted(block, d)), ("stored", block)):
+            for path, g in (("tiles", None), ("grid", grid)):
+                variants[radius, rows, path] = _kernels.chunk_stats(
+                    B, C, bw, _kernels.FLAT, weighted, grid=g
+                )
+    for got in variants.values():
+        assert_array_equal(got.counts, counts)
+        assert_allclose(got.weights, weights, rtol=1e-13)
+        assert_allclose(got.sums, sums, rtol=1e-11, atol=1e-9)
+    assert counts[3] >= 1 and counts[30] >= 1
+
+
+def ref_weighted_flat(X, w, C, bandwidth):
+    D2 = cdist(X, C, "sqeuclidean")
+    inside = (D2 <= bandwidth**2) * w[:, None]
+    sums = inside.T @ X - inside.sum(axis=0)[:, None] * C
+    return sums, inside.sum(axis=0), inside.sum(axis=0)
+
+
+def test_a_tile_inside_every_members_ball_is_added_once_per_group():
+    """Tiny tiles near two tight groups of centers: whole tiles inside the core, tiles
+    straddling the shell, and the members' sums stay exact."""
+    rng = np.random.default_rng(5)
+    C = rng.normal(0.0, 0.005, size=(12, 3))
+    X = _kernels.spatially_sorted(rng.normal(0.0, 0.6, size=(20_000, 3)))
+    for bw in (0.3, 1.0, 3.0):
+        got = _kernels.chunk_stats(X, C, bw, _kernels.FLAT)
+        sums, weights, counts = ref_weighted_flat(X, np.ones(len(X)), C, bw)
+        assert_array_equal(got.counts, counts)
+        assert_array_equal(got.weights, weights)
+        assert_allclose(got.sums, sums, rtol=1e-11, atol=1e-9)
+
+
 def test_spatially_sorted_is_a_row_permutation_that_keeps_the_stats():
     rng = np.random.default_rng(13)
     X = rng.uniform(-5, 5, size=(4096, 2))
