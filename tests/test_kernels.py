@@ -274,6 +274,29 @@ def test_a_tile_inside_every_members_ball_is_added_once_per_group():
         assert_allclose(got.sums, sums, rtol=1e-11, atol=1e-9)
 
 
+@pytest.mark.parametrize("n_bits", [3, 30, 63])
+def test_radix_argsort_is_a_stable_argsort(n_bits):
+    rng = np.random.default_rng(n_bits)
+    codes = rng.integers(0, 2**n_bits, size=5_000, dtype=np.uint64)
+    codes[::7] = codes[0]  # many ties: their order must be kept
+    order = _kernels._radix_argsort(codes, n_bits)
+    assert_array_equal(order, np.argsort(codes, kind="stable"))
+
+
+def test_morton_order_sorts_rows_by_their_interleaved_codes():
+    rng = np.random.default_rng(8)
+    X = rng.uniform(-3, 7, size=(3_000, 3)).astype(np.float32)
+    order = _kernels.morton_order(X)
+    assert sorted(order.tolist()) == list(range(len(X)))
+    lo = X.min(axis=0).astype(np.float64)
+    q = np.minimum(((X - lo) * (1023.0 / (X.max(axis=0) - lo))).astype(np.uint64), 1023)
+    codes = np.zeros(len(X), dtype=np.uint64)
+    for b in range(10):
+        for k in range(3):
+            codes |= ((q[:, k] >> np.uint64(b)) & np.uint64(1)) << np.uint64(3 * b + k)
+    assert_array_equal(order, np.argsort(codes, kind="stable"))
+
+
 def test_spatially_sorted_is_a_row_permutation_that_keeps_the_stats():
     rng = np.random.default_rng(13)
     X = rng.uniform(-5, 5, size=(4096, 2))
