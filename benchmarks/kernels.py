@@ -7,6 +7,10 @@ Morton-ordered rows of a persisted copy through the tiles. A second set of cente
 ("crowded") puts 50 centers within 0.3 of each of 5 seeds, as in the middle iterations of a
 fit when the seeds close in on the modes. Every way must give the same counts.
 
+A second table replays the iterations of one real fit (flat kernel, the bin seeds of 1e6
+points with at least 10 per bin): the distinct active centers of every iteration, against
+the same rows, with and without center groups (``GROUP_RADIUS = 0`` turns them off).
+
 Usage: ``.venv/bin/python benchmarks/kernels.py [--rows 250000] [--repeat 5]``
 """
 
@@ -16,10 +20,12 @@ import argparse
 import functools
 import time
 
+import dask
 import numpy as np
 from sklearn.cluster import get_bin_seeds
 from sklearn.datasets import make_blobs
 
+import dshift
 from dshift import _kernels
 
 BANDWIDTH = 2.0
@@ -70,6 +76,37 @@ def main(argv=None):
                 rate = len(C) * args.rows / seconds / 1e9
                 cells.append(f"{rate:.2f} G/s ({seconds * 1e3:.0f} ms)")
             print(f"| {kernel} | {label} | " + " | ".join(cells) + " |")
+    fit_iterations(X, ordered, args.repeat)
+
+
+def fit_iterations(X, ordered, repeat):
+    """Time the kernel on the center sets of every iteration of one flat fit."""
+    data, _ = make_blobs(1_000_000, n_features=3, centers=5, cluster_std=1, random_state=0)
+    seeds = dshift.get_bin_seeds(data, BANDWIDTH, min_bin_freq=10)
+    model = dshift.MeanShift(bandwidth=BANDWIDTH, kernel="flat", seeds=seeds)
+    sets, centers, active = [], seeds, np.ones(len(seeds), dtype=bool)
+    with dask.config.set(scheduler="sync"):
+        for step in model.iter_fit(data):
+            sets.append(np.unique(centers[active], axis=0))  # what this iteration computed
+            centers, active = step.centers, step.active
+    print(
+        f"\nOne fit's {len(sets)} iterations ({len(seeds)} bin seeds of 1e6 points), kernel only:"
+    )
+    print("\n| center groups | rows as stored, center grid | Morton-ordered rows, tiles |")
+    print("|---|---:|---:|")
+    radius = _kernels.GROUP_RADIUS
+    for label, fraction in (("on (h/32)", radius), ("off", 0.0)):
+        _kernels.GROUP_RADIUS = fraction
+        total = [0.0, 0.0]
+        for C in sets:
+            grid = _kernels.center_grid(C, BANDWIDTH) if len(C) >= 16 else None
+            for i, (rows, g) in enumerate(((X, grid), (ordered, None))):
+                run = functools.partial(
+                    _kernels.chunk_stats, rows, C, BANDWIDTH, _kernels.FLAT, grid=g
+                )
+                total[i] += best_of(run, repeat)[0]
+        print(f"| {label} | {total[0] * 1e3:.0f} ms | {total[1] * 1e3:.0f} ms |")
+    _kernels.GROUP_RADIUS = radius
 
 
 if __name__ == "__main__":
