@@ -356,6 +356,19 @@ def _offset_sums(T, pw, s, e, lo, weighted, rel):  # pragma: no cover - compiled
 
 
 @numba.njit(nogil=True, cache=True, fastmath=_FASTMATH)
+def _add_to_members(C, idx, p0, p1, w, offsets, base, out):  # pragma: no cover - compiled
+    """Add points of total weight w and offset sum ``offsets[:d]`` from ``base`` to the
+    sums of the centers ``idx[p0:p1]`` (out: sums, weights, counts)."""
+    sums, weights, counts = out
+    for q in range(p0, p1):
+        j = idx[q]
+        counts[j] += w
+        weights[j] += w
+        for k in range(C.shape[1]):
+            sums[j, k] += offsets[k] + w * (base[k] - C[j, k])
+
+
+@numba.njit(nogil=True, cache=True, fastmath=_FASTMATH)
 def _core_and_shell(
     T, pw, s, e, C, idx, p0, p1, lead, radius, h2, weighted, work, out
 ):  # pragma: no cover - compiled
@@ -411,12 +424,7 @@ def _core_and_shell(
                 a += p * (T[k, s + i] - c) if d2[i] <= core2 else 0.0
             acc[k] = a
     if core_w > 0.0:
-        for q in range(p0, p1):
-            j = idx[q]
-            counts[j] += core_w
-            weights[j] += core_w
-            for k in range(d):
-                sums[j, k] += acc[k] + core_w * (lead[k] - C[j, k])
+        _add_to_members(C, idx, p0, p1, core_w, acc, lead, out)
     S = work[4:]
     spw = work[3]
     ns = 0
@@ -518,13 +526,7 @@ def _points_sums(
             if not summed:
                 _offset_sums(T, pw, s, e, lo, weighted, rel)
                 summed = True
-            tw = rel[d]
-            for u in range(p, q):
-                j = idx[u]
-                counts[j] += tw
-                weights[j] += tw
-                for k in range(d):
-                    sums[j, k] += rel[k] + tw * (lo[k] - C[j, k])
+            _add_to_members(C, idx, p, q, rel[d], rel, lo, out)
         else:
             lead, r = leaders[g], radius[g]
             _core_and_shell(T, pw, s, e, C, idx, p, q, lead, r, h2, weighted, work, out)
