@@ -22,7 +22,7 @@ import dask
 import dask.array as da
 import numpy as np
 
-from dshift._iterate import LoopState, Step, tree_reduce
+from dshift._iterate import LoopState, Step, compute_tree
 
 #: Version of the file layout; a checkpoint of another version is refused.
 FORMAT = 1
@@ -83,7 +83,7 @@ def data_fingerprint(X: da.Array) -> str:
     offsets = np.concatenate([[0], np.cumsum(X.chunks[0])[:-1]]).astype(int)
     hashed = dask.delayed(hash_rows, pure=True)
     parts = [hashed(b, int(o)) for b, o in zip(X.to_delayed().ravel(), offsets)]
-    (digest,) = dask.compute(tree_reduce(parts, _add_hashes))
+    digest = compute_tree(parts, _add_hashes)
     return f"{X.shape[0]}x{X.shape[1]} {X.dtype} {int(digest):016x}"
 
 

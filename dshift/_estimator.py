@@ -468,17 +468,15 @@ class MeanShift:
 
         def compute_stats(centers: np.ndarray) -> _kernels.ChunkStats:
             return points.run(
-                lambda: dask.compute(
-                    reduce_stats(
-                        points.loop,
-                        centers,
-                        bandwidth,
-                        kernel,
-                        points_weighted,
-                        adaptive,
-                        points.rows_sorted,
-                    )
-                )[0]
+                lambda: reduce_stats(
+                    points.loop,
+                    centers,
+                    bandwidth,
+                    kernel,
+                    points_weighted,
+                    adaptive,
+                    points.rows_sorted,
+                )
             )
 
         loop = mean_shift_loop(

@@ -15,7 +15,7 @@ import dask.array as da
 import numpy as np
 
 from dshift import _kernels
-from dshift._iterate import check_finite, tree_reduce
+from dshift._iterate import check_finite, compute_tree
 
 #: Most occupied cells the grid summary may have (it is held on the client).
 MAX_CELLS = 2_000_000
@@ -62,7 +62,7 @@ def grid_summary(
     """
     binned = dask.delayed(_kernels.grid_cells, pure=True)
     parts = [binned(block, cell_size, weighted) for block in X.to_delayed().ravel()]
-    (result,) = dask.compute(tree_reduce(parts, _merge_bounded))
+    result = compute_tree(parts, _merge_bounded)
     cells, sums, weights, n_nonfinite = result
     check_finite(n_nonfinite)
     keep = weights > 0

@@ -98,6 +98,11 @@ class LoopState:
         )
 
 
+#: Largest graph (bytes) spent embedding a small argument in every chunk task; a larger
+#: one becomes a single task that the workers fetch (``_broadcast``).
+EMBED_BYTES = 2**22
+
+
 def reduce_stats(
     X: da.Array,
     centers: np.ndarray,
@@ -106,32 +111,51 @@ def reduce_stats(
     weighted: bool = False,
     adaptive: bool = False,
     rows_sorted: bool = True,
-):
-    """Build the lazy map/reduce of :func:`~dshift._kernels.chunk_stats` over X's chunks.
+) -> _kernels.ChunkStats:
+    """Compute the total :func:`~dshift._kernels.chunk_stats` of X's chunks (one pass).
 
     With ``weighted``, X holds a column of point weights after the features, and with
     ``adaptive`` a last column of per-point bandwidths; ``rows_sorted`` says whether rows
-    are in spatial order within chunks (it picks the kernel's strategy). Returns a
-    ``dask.delayed`` object whose value is one :class:`ChunkStats`.
+    are in spatial order within chunks (it picks the kernel's strategy). Only the small
+    (centers x (d + 2)) partial sums travel, added by :func:`compute_tree`.
     """
     stats = dask.delayed(_kernels.chunk_stats, pure=True)
-    shared = dask.delayed(centers, traverse=False)
+    blocks = X.to_delayed().ravel()
     grid = None
     many = len(centers) >= GRID_MIN_CENTERS
     if many and not rows_sorted and kernel != _kernels.GAUSSIAN and not adaptive:
         grid = _kernels.center_grid(centers, bandwidth)  # once per iteration, broadcast
-    grid = dask.delayed(grid, traverse=False)
-    blocks = X.to_delayed().ravel()
-    parts = [stats(block, shared, bandwidth, kernel, weighted, adaptive, grid) for block in blocks]
-    return tree_reduce(parts, _kernels.add_stats)
+    shared_centers = _broadcast(centers, len(blocks))
+    shared_grid = _broadcast(grid, len(blocks))
+    parts = [
+        stats(block, shared_centers, bandwidth, kernel, weighted, adaptive, shared_grid)
+        for block in blocks
+    ]
+    return compute_tree(parts, _kernels.add_stats)
 
 
-def tree_reduce(parts: list, combine) -> dask.delayed:
-    """Combine delayed partial results ``SPLIT_EVERY`` at a time until one is left."""
-    combine = dask.delayed(combine, pure=True)
-    while len(parts) > 1:
-        parts = [combine(*parts[i : i + SPLIT_EVERY]) for i in range(0, len(parts), SPLIT_EVERY)]
-    return parts[0]
+def _broadcast(value, n_tasks: int):
+    """``value`` as an argument of ``n_tasks`` tasks: embedded in each if small, else one
+    task of its own (a dependency each worker fetches once, another hop)."""
+    arrays = value if isinstance(value, tuple) else (value,)
+    nbytes = sum(a.nbytes for a in arrays if isinstance(a, np.ndarray))
+    if nbytes * n_tasks <= EMBED_BYTES:
+        return value
+    return dask.delayed(value, traverse=False)
+
+
+def compute_tree(parts: list, combine):
+    """Compute delayed partial results and combine them into one value.
+
+    ``combine`` adds up to ``SPLIT_EVERY`` partial results at a time in a tree of tasks on
+    the cluster; the last ``SPLIT_EVERY`` or fewer are combined here, on the client, which
+    saves a round trip through one worker (the tree, and so the result, is the same).
+    """
+    task = dask.delayed(combine, pure=True)
+    while len(parts) > SPLIT_EVERY:
+        parts = [task(*parts[i : i + SPLIT_EVERY]) for i in range(0, len(parts), SPLIT_EVERY)]
+    values = dask.compute(*parts)
+    return values[0] if len(values) == 1 else combine(*values)
 
 
 def check_finite(n_nonfinite: int) -> None:

@@ -49,9 +49,7 @@ def mode_table(
     d = cells.shape[1]
 
     def stats(c: np.ndarray) -> _kernels.ChunkStats:
-        return density.run(
-            lambda: dask.compute(reduce_stats(density.loop, c, bandwidth, kernel, True))[0]
-        )
+        return density.run(lambda: reduce_stats(density.loop, c, bandwidth, kernel, True))
 
     starts = density.run(lambda: np.asarray(density.data[:, :d].compute(), dtype=np.float64))
     state = LoopState.start(starts)

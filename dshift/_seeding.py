@@ -15,7 +15,7 @@ import numpy as np
 
 from dshift import _kernels
 from dshift._io import as_dask_array
-from dshift._iterate import check_finite, tree_reduce
+from dshift._iterate import check_finite, compute_tree
 
 SEEDINGS = ("auto", "all", "bin", "sample")
 #: Largest number of points ``seeding="all"`` accepts (cost per iteration is N^2).
@@ -51,7 +51,7 @@ def _cells(
 ) -> tuple[np.ndarray, np.ndarray, int]:
     cells = dask.delayed(_kernels.bin_cells, pure=True)
     parts = [cells(block, bin_size, weighted) for block in X.to_delayed().ravel()]
-    (result,) = dask.compute(tree_reduce(parts, _kernels.merge_cells))
+    result = compute_tree(parts, _kernels.merge_cells)
     return result
 
 

@@ -17,7 +17,8 @@ from numpy.testing import assert_allclose, assert_array_equal
 from scipy.spatial.distance import cdist
 
 import dshift
-from dshift import MeanShift, Step, mean_shift
+from dshift import MeanShift, Step, _iterate, mean_shift
+from dshift._iterate import SPLIT_EVERY, compute_tree
 
 # the constructor's parameters, all keyword-only (scikit-learn's convention)
 PARAM_NAMES = sorted(
@@ -222,7 +223,7 @@ def test_numpy_and_dask_input_agree_on_both_schedulers(scheduler, kernel):
         predicted = ms.predict(da.from_array(X, chunks=(50, 2)))
         assert isinstance(predicted, da.Array)
         predicted = predicted.compute()
-    assert "chunk_stats" in names and "nearest_labels" in names and "add_stats" in names
+    assert "chunk_stats" in names and "nearest_labels" in names
     assert isinstance(ref.labels_, np.ndarray)
     assert_array_equal(labels, ref.labels_)
     assert_array_equal(predicted, ref.labels_)
@@ -230,6 +231,48 @@ def test_numpy_and_dask_input_agree_on_both_schedulers(scheduler, kernel):
     assert ms.n_iter_ == ref.n_iter_
     assert_array_equal(ms.cluster_sizes_, ref.cluster_sizes_)
     assert_array_equal(ms.cluster_sizes_, np.bincount(labels, minlength=len(ms.cluster_centers_)))
+
+
+@pytest.mark.parametrize("n_parts", [1, 5, 8, 9, 64, 70])
+def test_compute_tree_combines_on_the_cluster_then_once_on_the_client(scheduler, n_parts):
+    # the grouping (so the rounding of sums) is a tree of SPLIT_EVERY-way combines, and
+    # only the last level runs on the client: no combine task for SPLIT_EVERY parts or fewer
+    def nest(*parts):  # local, so the workers get it by value
+        return "(" + ",".join(parts) + ")"
+
+    parts = [dask.delayed(str, pure=True)(i) for i in range(n_parts)]
+    expected = [str(i) for i in range(n_parts)]
+    tasks = 0
+    while len(expected) > 1:
+        if len(expected) > SPLIT_EVERY:
+            tasks += -(-len(expected) // SPLIT_EVERY)
+        expected = [
+            nest(*expected[i : i + SPLIT_EVERY]) for i in range(0, len(expected), SPLIT_EVERY)
+        ]
+    with recording(scheduler) as names:
+        got = compute_tree(parts, nest)
+    assert got == expected[0]
+    assert names.count("nest") == tasks
+    assert tasks == 0 if n_parts <= SPLIT_EVERY else tasks > 0
+
+
+@pytest.mark.parametrize("persist", [True, False])
+def test_centers_too_large_to_embed_are_shipped_once_with_the_same_result(
+    scheduler, monkeypatch, persist
+):
+    # small centers (and grids) ride in every chunk task; larger ones become one task the
+    # workers fetch. Both ways must give the same fit (streamed rows use the center grid).
+    X = blobs(seed=21)
+    params = dict(bandwidth=1.0, kernel="flat", seeds=X[::4], persist=persist, row_chunks=40)
+    ref = MeanShift(**params).fit(X)
+    monkeypatch.setattr(_iterate, "EMBED_BYTES", 0)
+    with recording(scheduler) as names:
+        ms = MeanShift(**params).fit(X)
+    if scheduler is not None:  # the cluster runs the centers as a task of their own
+        assert "ndarray" in names
+    assert_array_equal(ms.cluster_centers_, ref.cluster_centers_)
+    assert_array_equal(np.asarray(ms.labels_), np.asarray(ref.labels_))
+    assert ms.n_iter_ == ref.n_iter_
 
 
 @pytest.mark.parametrize("persist", ["auto", True, False])
