@@ -62,7 +62,7 @@ def grid_summary(
     """
     binned = dask.delayed(_kernels.grid_cells, pure=True)
     parts = [binned(block, cell_size, weighted) for block in X.to_delayed().ravel()]
-    result = compute_tree(parts, _merge_bounded)
+    result = compute_tree(parts, _merge_bounded, last_on_client=False)
     cells, sums, weights, n_nonfinite = result
     check_finite(n_nonfinite)
     keep = weights > 0

@@ -144,15 +144,18 @@ def _broadcast(value, n_tasks: int):
     return dask.delayed(value, traverse=False)
 
 
-def compute_tree(parts: list, combine):
+def compute_tree(parts: list, combine, *, last_on_client: bool = True):
     """Compute delayed partial results and combine them into one value.
 
     ``combine`` adds up to ``SPLIT_EVERY`` partial results at a time in a tree of tasks on
-    the cluster; the last ``SPLIT_EVERY`` or fewer are combined here, on the client, which
-    saves a round trip through one worker (the tree, and so the result, is the same).
+    the cluster. With ``last_on_client`` the last ``SPLIT_EVERY`` or fewer are combined
+    here, on the client, which saves a round trip through one worker (the tree, and so the
+    result, is the same); that suits small, fixed-size partials (sums per center). Partials
+    that can be as large as the result (cell counts) are combined on the cluster, so only
+    the result comes back.
     """
     task = dask.delayed(combine, pure=True)
-    while len(parts) > SPLIT_EVERY:
+    while len(parts) > (SPLIT_EVERY if last_on_client else 1):
         parts = [task(*parts[i : i + SPLIT_EVERY]) for i in range(0, len(parts), SPLIT_EVERY)]
     values = dask.compute(*parts)
     return values[0] if len(values) == 1 else combine(*values)

@@ -51,7 +51,7 @@ def _cells(
 ) -> tuple[np.ndarray, np.ndarray, int]:
     cells = dask.delayed(_kernels.bin_cells, pure=True)
     parts = [cells(block, bin_size, weighted) for block in X.to_delayed().ravel()]
-    result = compute_tree(parts, _kernels.merge_cells)
+    result = compute_tree(parts, _kernels.merge_cells, last_on_client=False)
     return result
 
 

@@ -233,10 +233,12 @@ def test_numpy_and_dask_input_agree_on_both_schedulers(scheduler, kernel):
     assert_array_equal(ms.cluster_sizes_, np.bincount(labels, minlength=len(ms.cluster_centers_)))
 
 
+@pytest.mark.parametrize("last_on_client", [True, False])
 @pytest.mark.parametrize("n_parts", [1, 5, 8, 9, 64, 70])
-def test_compute_tree_combines_on_the_cluster_then_once_on_the_client(scheduler, n_parts):
-    # the grouping (so the rounding of sums) is a tree of SPLIT_EVERY-way combines, and
-    # only the last level runs on the client: no combine task for SPLIT_EVERY parts or fewer
+def test_compute_tree_combines_in_a_fixed_tree(scheduler, n_parts, last_on_client):
+    # the grouping (so the rounding of sums) is a tree of SPLIT_EVERY-way combines either
+    # way; with last_on_client its last level runs here: no combine task for SPLIT_EVERY
+    # parts or fewer
     def nest(*parts):  # local, so the workers get it by value
         return "(" + ",".join(parts) + ")"
 
@@ -244,16 +246,19 @@ def test_compute_tree_combines_on_the_cluster_then_once_on_the_client(scheduler,
     expected = [str(i) for i in range(n_parts)]
     tasks = 0
     while len(expected) > 1:
-        if len(expected) > SPLIT_EVERY:
+        if len(expected) > SPLIT_EVERY or not last_on_client:
             tasks += -(-len(expected) // SPLIT_EVERY)
         expected = [
             nest(*expected[i : i + SPLIT_EVERY]) for i in range(0, len(expected), SPLIT_EVERY)
         ]
     with recording(scheduler) as names:
-        got = compute_tree(parts, nest)
+        got = compute_tree(parts, nest, last_on_client=last_on_client)
     assert got == expected[0]
     assert names.count("nest") == tasks
-    assert tasks == 0 if n_parts <= SPLIT_EVERY else tasks > 0
+    if last_on_client and n_parts <= SPLIT_EVERY:
+        assert tasks == 0
+    elif n_parts > 1:
+        assert tasks > 0
 
 
 @pytest.mark.parametrize("persist", [True, False])
