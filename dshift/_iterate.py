@@ -1,11 +1,12 @@
 """The mean shift loop: one map/reduce over the chunks per iteration, then a local update.
 
 Each iteration broadcasts the distinct *active* centers, every chunk computes its partial
-:class:`~dshift._kernels.ChunkStats`, a tree of ``add_stats`` tasks adds them, and only the
-(m x (d + 2)) total reaches the client. There the new centers are computed, centers whose
-shift is at most ``tol * bandwidth`` are frozen (no longer broadcast), and centers that have
-become identical are computed once from then on (they follow the same path, so the result
-does not change).
+:class:`~dshift._kernels.ChunkStats`, and a tree of ``add_stats`` adds them: on the cluster
+down to at most ``SPLIT_EVERY`` (m x (d + 3)) partials, which the client adds when they are
+small (else the whole tree runs on the cluster). There the new centers are computed,
+centers whose shift is at most ``tol * bandwidth`` are frozen (no longer broadcast), and
+centers that have become identical are computed once from then on (they follow the same
+path, so the result does not change).
 """
 
 from __future__ import annotations
@@ -116,8 +117,10 @@ def reduce_stats(
 
     With ``weighted``, X holds a column of point weights after the features, and with
     ``adaptive`` a last column of per-point bandwidths; ``rows_sorted`` says whether rows
-    are in spatial order within chunks (it picks the kernel's strategy). Only the small
-    (centers x (d + 2)) partial sums travel, added by :func:`compute_tree`.
+    are in spatial order within chunks (it picks the kernel's strategy). Only the
+    (centers x (d + 3)) partial sums travel, added by :func:`compute_tree`; the client adds
+    the last few only if they take at most ``EMBED_BYTES`` together (mode labels run from
+    up to millions of grid cells at once).
     """
     stats = dask.delayed(_kernels.chunk_stats, pure=True)
     blocks = X.to_delayed().ravel()
@@ -131,7 +134,9 @@ def reduce_stats(
         stats(block, shared_centers, bandwidth, kernel, weighted, adaptive, shared_grid)
         for block in blocks
     ]
-    return compute_tree(parts, _kernels.add_stats)
+    partial_bytes = 8 * len(centers) * (centers.shape[1] + 3)
+    small = partial_bytes * SPLIT_EVERY <= EMBED_BYTES
+    return compute_tree(parts, _kernels.add_stats, last_on_client=small)
 
 
 def _broadcast(value, n_tasks: int):
