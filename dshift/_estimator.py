@@ -411,7 +411,9 @@ class MeanShift:
         persist = self.persist
         if persist == "auto":
             persist = in_memory or source.nbytes <= PERSIST_FRACTION * available_memory()
-        spatial = self.kernel != "gaussian"
+        # compact kernels skip far tiles; the Gaussian shares one exp per point among
+        # nearby centers when a tile is small (unweighted, one bandwidth)
+        spatial = self.kernel != "gaussian" or not (weighted or adaptive)
         place = Placement(
             source,
             in_memory=in_memory,

@@ -236,6 +236,8 @@ def _accumulate(X, C, h2, kernel, wcol, hcol, sums, weights, counts, hsums):  # 
 #: Centers within this fraction of the bandwidth of a leader form one group (flat kernel):
 #: a point well inside (or outside) the group's ball is inside (or outside) every member's.
 GROUP_RADIUS = 1 / 32
+#: The same for the Gaussian kernel: one exp per point serves the whole group.
+GAUSSIAN_GROUP_RADIUS = 1 / 40
 
 
 class CenterGroups(NamedTuple):
@@ -446,7 +448,208 @@ def _core_and_shell(
             sums[j, 1] += a1
             sums[j, 2] += a2
         else:
-            _tile_sums(S, spw, 0, ns, C, j, h2, FLAT, weighted, work, out)
+            _tile_sums(S, spw, 0, ns, C, j, h2, FLAT, weighted, work, out, 0)
+
+
+#: Largest |t| for which the Gaussian group kernel replaces exp(t) by its degree-9 Taylor
+#: polynomial: the truncation is then below 3e-16 relative, under the exp's own error.
+_TAYLOR_REACH = 0.125
+#: The same for the degree-13 polynomial (truncation below 5e-17 relative).
+_TAYLOR_REACH_WIDE = 0.4
+_INV_FACT = tuple(1.0 / math.factorial(k) for k in range(14))
+
+
+@numba.njit(nogil=True, cache=True, fastmath=_FASTMATH)
+def _gaussian_group(
+    T, pw, s, e, gap2, far2, C, idx, p0, p1, lead, radius, h2, work, out
+):  # pragma: no cover - compiled
+    """Gaussian kernel: add the points T[:, s:e] for the centers ``idx[p0:p1]`` of one group.
+
+    A member c = lead + delta has weight ``w(x) exp(-|delta|^2 / 2h^2) exp(t)``, with w the
+    leader's weight and ``t = (x - lead) . delta / h^2``. When every |t| of the tile is at
+    most ``_TAYLOR_REACH_WIDE`` (bounded by the group radius times the distance from the
+    leader to the tile box's farthest corner, ``far2`` squared; ``gap2``: to the nearest),
+    one exp per point serves the whole group and exp(t) is a Taylor polynomial (degree 9,
+    or 13 beyond ``_TAYLOR_REACH``) whose truncation is below float64 rounding; otherwise
+    each member runs :func:`_tile_sums`.
+
+    Points are counted within the bandwidth only in a tile that straddles the group's
+    shell, by their expanded squared distance; a (tile, member) with a point within 1e-12
+    relative of the bandwidth is counted again directly, so the counts are exact.
+    Unweighted points only; ``work`` holds at least ``d + 4`` rows of ``max(e - s, d)``.
+    """
+    sums, weights, counts = out
+    d = lead.shape[0]
+    n = e - s
+    inv_2h2 = 0.5 / h2 if h2 > 0 else 0.0
+    reach = math.sqrt(far2) * radius / h2 if h2 > 0 else np.inf
+    if reach > _TAYLOR_REACH_WIDE or far2 * inv_2h2 > 700.0:
+        for q in range(p0, p1):
+            _tile_sums(T, pw, s, e, C, idx[q], h2, GAUSSIAN, False, work, out, 0)
+        return
+    wide = reach > _TAYLOR_REACH
+    h = math.sqrt(h2)
+    all_out = gap2 > (h + radius) ** 2 * (1.0 + 1e-9)
+    all_in = h > radius and far2 <= (h - radius) ** 2 * (1.0 - 1e-9)
+    d2, w, tq = work[0, :n], work[1, :n], work[2, :n]
+    for i in range(n):
+        d2[i] = 0.0
+    for k in range(d):  # offsets from the leader, one row per feature
+        c = lead[k]
+        tk = T[k, s:e]
+        uk = work[3 + k, :n]
+        for i in range(n):
+            u = tk[i] - c
+            uk[i] = u
+            d2[i] += u * u
+    for i in range(n):
+        w[i] = -d2[i] * inv_2h2
+    _exp_nonpositive(w, tq)
+    a = work[3 + d, :d]
+    for q in range(p0, p1):
+        j = idx[q]
+        dd = 0.0
+        for k in range(d):
+            a[k] = C[j, k] - lead[k]
+            dd += a[k] * a[k]
+        inside = 0.0 if all_out else float(n)
+        unsure = 0.0
+        if dd == 0.0:  # the leader: its own weights
+            total = 0.0
+            for i in range(n):
+                total += w[i]
+            for k in range(d):
+                uk = work[3 + k, :n]
+                acc = 0.0
+                for i in range(n):
+                    acc += w[i] * uk[i]
+                sums[j, k] += acc
+            weights[j] += total
+            if not (all_in or all_out):
+                inside = 0.0
+                for i in range(n):
+                    inside += 1.0 if d2[i] <= h2 else 0.0
+            counts[j] += inside
+            continue
+        if d == 3:  # one fused pass
+            a0, a1, a2 = a[0] / h2, a[1] / h2, a[2] / h2
+            if not (all_in or all_out):
+                inside, unsure = _count3(work, n, a0, a1, a2, dd, h2)
+            total, s0, s1, s2 = _taylor3(work, n, a0, a1, a2, wide)
+            sk = (s0, s1, s2)
+        else:
+            for i in range(n):
+                tq[i] = 0.0
+            for k in range(d):
+                ak = a[k] / h2
+                uk = work[3 + k, :n]
+                for i in range(n):
+                    tq[i] += uk[i] * ak
+            if not (all_in or all_out):
+                inside, unsure = _count_expanded(d2, tq, n, dd, h2)
+            total = 0.0
+            for i in range(n):
+                wi = w[i] * (_exp_taylor13(tq[i]) if wide else _exp_taylor(tq[i]))
+                tq[i] = wi
+                total += wi
+        g = math.exp(-dd * inv_2h2)
+        for k in range(d):
+            if d == 3:
+                acc = sk[k]
+            else:
+                uk = work[3 + k, :n]
+                acc = 0.0
+                for i in range(n):
+                    acc += tq[i] * uk[i]
+            sums[j, k] += g * (acc - total * a[k])  # offsets from the member
+        weights[j] += g * total
+        if unsure > 0.0:  # a point within rounding of the bandwidth: count directly
+            inside = 0.0
+            for i in range(n):
+                r2 = 0.0
+                for k in range(d):
+                    diff = T[k, s + i] - C[j, k]
+                    r2 += diff * diff
+                inside += 1.0 if r2 <= h2 else 0.0
+        counts[j] += inside
+
+
+@numba.njit(nogil=True, cache=True, fastmath=_FASTMATH, inline="always")
+def _exp_taylor(t):  # pragma: no cover - compiled
+    """exp(t) for |t| <= _TAYLOR_REACH: degree-9 Taylor polynomial (Estrin's form)."""
+    f0, f1, f2, f3, f4, f5, f6, f7, f8, f9 = _INV_FACT[:10]
+    t2 = t * t
+    t4 = t2 * t2
+    q0 = (f0 + f1 * t) + t2 * (f2 + f3 * t)
+    q1 = (f4 + f5 * t) + t2 * (f6 + f7 * t)
+    return q0 + t4 * (q1 + t4 * (f8 + f9 * t))
+
+
+@numba.njit(nogil=True, cache=True, fastmath=_FASTMATH, inline="always")
+def _exp_taylor13(t):  # pragma: no cover - compiled
+    """exp(t) for |t| <= _TAYLOR_REACH_WIDE: degree-13 Taylor polynomial (Estrin's form)."""
+    f0, f1, f2, f3, f4, f5, f6, f7, f8, f9, f10, f11, f12, f13 = _INV_FACT
+    t2 = t * t
+    t4 = t2 * t2
+    t8 = t4 * t4
+    q0 = (f0 + f1 * t) + t2 * (f2 + f3 * t)
+    q1 = (f4 + f5 * t) + t2 * (f6 + f7 * t)
+    q2 = (f8 + f9 * t) + t2 * (f10 + f11 * t)
+    q3 = f12 + f13 * t
+    return (q0 + t4 * q1) + t8 * (q2 + t4 * q3)
+
+
+@numba.njit(nogil=True, cache=True, fastmath=_FASTMATH)
+def _count_expanded(d2, tq, n, dd, h2):  # pragma: no cover - compiled
+    """Points surely within the bandwidth of a group member, and points within rounding
+    of it, by the squared distance ``d2[i] + dd - 2 h2 tq[i]`` (see _gaussian_group)."""
+    sure_in = h2 * (1.0 - 1e-12)
+    sure_out = h2 * (1.0 + 1e-12)
+    inside = unsure = 0.0
+    for i in range(n):
+        r2 = d2[i] + (dd - 2.0 * h2 * tq[i])
+        inside += 1.0 if r2 <= sure_in else 0.0
+        unsure += 1.0 if sure_in < r2 <= sure_out else 0.0
+    return inside, unsure
+
+
+@numba.njit(nogil=True, cache=True, fastmath=_FASTMATH)
+def _count3(work, n, a0, a1, a2, dd, h2):  # pragma: no cover - compiled
+    """:func:`_count_expanded` for 3 features, t computed on the way."""
+    d2 = work[0, :n]
+    u0, u1, u2 = work[3, :n], work[4, :n], work[5, :n]
+    sure_in = h2 * (1.0 - 1e-12)
+    sure_out = h2 * (1.0 + 1e-12)
+    inside = unsure = 0.0
+    for i in range(n):
+        r2 = d2[i] + (dd - 2.0 * h2 * (u0[i] * a0 + u1[i] * a1 + u2[i] * a2))
+        inside += 1.0 if r2 <= sure_in else 0.0
+        unsure += 1.0 if sure_in < r2 <= sure_out else 0.0
+    return inside, unsure
+
+
+@numba.njit(nogil=True, cache=True, fastmath=_FASTMATH)
+def _taylor3(work, n, a0, a1, a2, wide):  # pragma: no cover - compiled
+    """A group member's weights for 3 features in one pass (see _gaussian_group): their
+    total and offset sums from the leader, but for the factor exp(-|delta|^2 / 2h^2)."""
+    w = work[1, :n]
+    u0, u1, u2 = work[3, :n], work[4, :n], work[5, :n]
+    total = s0 = s1 = s2 = 0.0
+    if wide:
+        for i in range(n):
+            wi = w[i] * _exp_taylor13(u0[i] * a0 + u1[i] * a1 + u2[i] * a2)
+            total += wi
+            s0 += wi * u0[i]
+            s1 += wi * u1[i]
+            s2 += wi * u2[i]
+        return total, s0, s1, s2
+    for i in range(n):
+        wi = w[i] * _exp_taylor(u0[i] * a0 + u1[i] * a1 + u2[i] * a2)
+        total += wi
+        s0 += wi * u0[i]
+        s1 += wi * u1[i]
+        s2 += wi * u2[i]
+    return total, s0, s1, s2
 
 
 @numba.njit(nogil=True, cache=True, fastmath=_FASTMATH, inline="always")
@@ -512,12 +715,23 @@ def _points_sums(
                     sums[j, 1] += a1
                     sums[j, 2] += a2
                     continue
-            _tile_sums(T, pw, s, e, C, j, h2, kernel, weighted, work, out)
+                _tile_sums(T, pw, s, e, C, j, h2, kernel, weighted, work, out, 0)
+                continue
+            # Gaussian: points are counted within the bandwidth only if the box straddles it
+            gap2, far2 = _box_reach(lo, hi, C, j)
+            count = -1 if gap2 > prune_h2 else (1 if far2 <= inner_h2 else 0)
+            _tile_sums(T, pw, s, e, C, j, h2, kernel, weighted, work, out, count)
             continue
         q = p + 1
         while q < p1 and group_of[idx[q]] == g:
             q += 1
-        gap2, far2 = _box_reach(lo, hi, leaders, g)  # only the flat kernel makes groups
+        gap2, far2 = _box_reach(lo, hi, leaders, g)
+        if kernel == GAUSSIAN:
+            _gaussian_group(
+                T, pw, s, e, gap2, far2, C, idx, p, q, leaders[g], radius[g], h2, work, out
+            )
+            p = q
+            continue
         h = math.sqrt(h2)
         if gap2 > (h + radius[g]) ** 2 * (1.0 + 1e-9) + 1e-300:
             p = q
@@ -637,12 +851,13 @@ def _flat3(T, s, e, c0, c1, c2, h2):  # pragma: no cover - compiled
 
 
 @numba.njit(nogil=True, cache=True, fastmath=_FASTMATH)
-def _tile_sums(T, pw, s, e, C, j, h2, kernel, weighted, work, out):  # pragma: no cover
+def _tile_sums(T, pw, s, e, C, j, h2, kernel, weighted, work, out, count):  # pragma: no cover
     """Add the kernel sums of the points ``T[:, s:e]`` (features x points) for center j.
 
     ``pw`` holds point weights when ``weighted``; ``work`` has at least 3 rows of ``e - s``
     values; ``out`` is (sums, weights, counts). Three dimensions get fused loops (no
-    per-feature passes).
+    per-feature passes). Gaussian kernel: ``count`` 0 counts the points within the
+    bandwidth one by one, 1 says all of them are, -1 none (known from the tile's box).
     """
     d2, w, scratch = work[0], work[1], work[2]
     sums, weights, counts = out
@@ -678,12 +893,16 @@ def _tile_sums(T, pw, s, e, C, j, h2, kernel, weighted, work, out):  # pragma: n
     total = 0.0
     if kernel == GAUSSIAN:
         inv_2h2 = 0.5 / h2 if h2 > 0 else 0.0
-        if weighted:
-            for i in range(n):
-                inside += pw[s + i] if d2[i] <= h2 else 0.0
-        else:
-            for i in range(n):
-                inside += 1.0 if d2[i] <= h2 else 0.0
+        if count >= 0:
+            if weighted:
+                for i in range(n):
+                    inside += pw[s + i] if d2[i] <= h2 or count == 1 else 0.0
+            else:
+                if count == 1:
+                    inside = float(n)
+                else:
+                    for i in range(n):
+                        inside += 1.0 if d2[i] <= h2 else 0.0
         for i in range(n):
             w[i] = -d2[i] * inv_2h2
         _exp_nonpositive(w[:n], scratch[:n])
@@ -895,7 +1114,8 @@ def chunk_stats(
     wcol = d if weighted else -1
     hcol = d + int(weighted) if adaptive else -1
     # with the flat kernel, centers close together are taken as groups (center_groups)
-    groups = center_groups(C, bandwidth, GROUP_RADIUS if kernel == FLAT else 0.0)
+    fraction = {FLAT: GROUP_RADIUS, GAUSSIAN: GAUSSIAN_GROUP_RADIUS}.get(kernel, 0.0)
+    groups = center_groups(C, bandwidth, fraction)
     if grid is not None and kernel != GAUSSIAN and not adaptive:
         lo, dims, start, members = grid
         tile_groups = (groups.group_of, groups.leaders, groups.radius)

@@ -334,6 +334,52 @@ def test_gaussian_weights_match_numpy_exp_over_the_whole_range():
     assert got.weights[0] == 1.0
 
 
+@pytest.mark.parametrize(
+    "reach, taylor", [("_TAYLOR_REACH", "_exp_taylor"), ("_TAYLOR_REACH_WIDE", "_exp_taylor13")]
+)
+def test_gaussian_group_polynomials_are_exp_to_rounding_within_their_reach(reach, taylor):
+    limit = getattr(_kernels, reach)
+    poly = getattr(_kernels, taylor)
+    for t in np.linspace(-limit, limit, 1001):
+        assert abs(poly(t) / np.exp(t) - 1.0) <= 1e-15
+    assert abs(poly(3 * limit) / np.exp(3 * limit) - 1.0) > 1e-15  # the reach is needed
+
+
+@pytest.mark.parametrize("d", [3, 2, 5])
+@pytest.mark.parametrize("sort_rows", [True, False])
+def test_gaussian_groups_give_the_per_center_sums(d, sort_rows, monkeypatch):
+    """Gaussian centers closing in on a mode share one exp per point (a Taylor polynomial
+    per member): the sums match the dense reference and the per-center path, the counts
+    exactly, also for a point exactly at distance bandwidth from a member. Groups of
+    several radii use the degree-9 and degree-13 polynomials, and far tiles the exp."""
+    rng = np.random.default_rng(300 + d)
+    modes = np.array([np.zeros(d), np.full(d, 4.0)])
+    X = np.vstack([rng.normal(m, 1.0, size=(4_000, d)) for m in modes])
+    X = np.vstack([X, rng.uniform(-30, 30, size=(200, d))])  # far tiles
+    bw = 1.5
+    spreads = (0.0005, 0.004, 0.012)  # group radii up to about GAUSSIAN_GROUP_RADIUS * bw
+    C = np.vstack([rng.normal(m, s, size=(8, d)) for m in modes for s in spreads])
+    C = np.vstack([C, rng.normal(size=(5, d))])  # and a few loose centers
+    X[7] = C[3] + np.eye(d)[0] * bw  # exactly on a member's boundary (to rounding)
+    X[8] = C[20] - np.eye(d)[-1] * bw
+    if sort_rows:
+        X = _kernels.spatially_sorted(X)
+    groups = _kernels.center_groups(C, bw, _kernels.GAUSSIAN_GROUP_RADIUS)
+    assert (groups.group_of[:48] >= 0).sum() >= 40  # groups form
+    sums, weights, counts, _ = ref_chunk_stats(X, C, bw, "gaussian")
+    direct = (cdist(X, C, "sqeuclidean") <= bw * bw).sum(axis=0)
+    grouped = _kernels.chunk_stats(X, C, bw, _kernels.GAUSSIAN)
+    monkeypatch.setattr(_kernels, "GAUSSIAN_GROUP_RADIUS", 0.0)
+    single = _kernels.chunk_stats(X, C, bw, _kernels.GAUSSIAN)
+    for got in (grouped, single):
+        assert_array_equal(got.counts, direct)
+        assert_array_equal(got.counts, counts)
+        assert_allclose(got.weights, weights, rtol=1e-13)
+        assert_allclose(got.sums, sums, rtol=1e-11, atol=1e-11 * weights.max())
+    assert counts[3] >= 1 and counts[20] >= 1
+    assert not np.array_equal(grouped.weights, single.weights)  # the groups were used
+
+
 def test_chunk_stats_boundary_is_inclusive_and_kernel_values():
     # distances 0, 5, 10 from the center: exactly representable, one exactly on the boundary
     X = np.array([[0.0, 0.0], [3.0, 4.0], [6.0, 8.0]])
