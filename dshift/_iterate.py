@@ -26,9 +26,9 @@ logger = logging.getLogger(__name__)
 
 #: Number of partial results added by one task of the tree reduction.
 SPLIT_EVERY = 8
-#: Unsorted rows use the center-grid kernel from this many centers (measured on 1e6 rows,
-#: one core: 4 centers 13 ms tiles vs 29 ms grid, 16 both 32 ms, 32 57 ms vs 37 ms).
-GRID_MIN_CENTERS = 16
+#: Unsorted rows use the center-grid kernel from this many center units (a group of
+#: centers, see ``_kernels.center_groups``, or a center alone); fewer run through long tiles.
+GRID_MIN_UNITS = 20
 
 
 @dataclass(frozen=True)
@@ -125,18 +125,25 @@ def reduce_stats(
     stats = dask.delayed(_kernels.chunk_stats, pure=True)
     blocks = X.to_delayed().ravel()
     grid = None
-    many = len(centers) >= GRID_MIN_CENTERS
-    if many and not rows_sorted and kernel != _kernels.GAUSSIAN and not adaptive:
-        grid = _kernels.center_grid(centers, bandwidth)  # once per iteration, broadcast
+    if not rows_sorted and kernel != _kernels.GAUSSIAN and not adaptive:
+        if center_units(centers, bandwidth, kernel, weighted) >= GRID_MIN_UNITS:
+            grid = _kernels.center_grid(centers, bandwidth)  # once per iteration, broadcast
     shared_centers = _broadcast(centers, len(blocks))
     shared_grid = _broadcast(grid, len(blocks))
-    parts = [
-        stats(block, shared_centers, bandwidth, kernel, weighted, adaptive, shared_grid)
-        for block in blocks
-    ]
+    args = (bandwidth, kernel, weighted, adaptive, shared_grid, rows_sorted)
+    parts = [stats(block, shared_centers, *args) for block in blocks]
     partial_bytes = 8 * len(centers) * (centers.shape[1] + 3)
     small = partial_bytes * SPLIT_EVERY <= EMBED_BYTES
     return compute_tree(parts, _kernels.add_stats, last_on_client=small)
+
+
+def center_units(centers: np.ndarray, bandwidth: float, kernel: int, weighted: bool) -> int:
+    """How many separate passes over a tile the centers cost: with the (unweighted) flat
+    kernel a group of centers closing in on a mode costs about one, else each center one."""
+    if kernel != _kernels.FLAT or weighted:
+        return len(centers)
+    groups = _kernels.center_groups(centers, bandwidth)
+    return len(groups.leaders) + int((groups.group_of < 0).sum())
 
 
 def _broadcast(value, n_tasks: int):

@@ -246,6 +246,9 @@ def test_grouped_centers_give_the_per_center_sums(d, weighted, monkeypatch):
                 variants[radius, rows, path] = _kernels.chunk_stats(
                     B, C, bw, _kernels.FLAT, weighted, grid=g
                 )
+            variants[radius, rows, "long tiles"] = _kernels.chunk_stats(
+                B, C, bw, _kernels.FLAT, weighted, rows_sorted=False
+            )
     for got in variants.values():
         assert_array_equal(got.counts, counts)
         assert_allclose(got.weights, weights, rtol=1e-13)
@@ -378,6 +381,39 @@ def test_gaussian_groups_give_the_per_center_sums(d, sort_rows, monkeypatch):
         assert_allclose(got.sums, sums, rtol=1e-11, atol=1e-11 * weights.max())
     assert counts[3] >= 1 and counts[20] >= 1
     assert not np.array_equal(grouped.weights, single.weights)  # the groups were used
+
+
+@pytest.mark.parametrize("d", [3, 2])
+def test_gaussian_centers_on_a_lattice_give_the_per_center_sums(d, monkeypatch):
+    """Bin seeds lie on a lattice: the Gaussian weights come from per-axis factors, and
+    match the dense reference and the per-center path, counts exactly. A center whose
+    exponent is past exp's underflow (-708) gets weight 0 on both paths, although its
+    per-axis factors are not 0."""
+    rng = np.random.default_rng(400 + d)
+    X = np.vstack([rng.normal(0.0, 1.0, size=(3_000, d)), np.zeros((1, d))])
+    axis = np.linspace(-6.0, 6.0, 9)
+    C = np.array(np.meshgrid(*[axis] * d)).reshape(d, -1).T
+    X[3] = C[40] + np.eye(d)[0] * 1.5  # exactly at distance bandwidth from a center
+    # a far center whose nearest point has exponent -725: past exp's cut-off at -708, yet
+    # the product of its two per-axis factors would still be a (subnormal) double
+    offset = np.r_[[1.0, 1.0], np.zeros(d - 2)]
+    b = min(np.linspace(35, 45, 1001), key=lambda b: abs(cdist(X, [-b * offset]).min() - 57.12))
+    C = np.vstack([C, -b * offset])
+    assert _kernels.axis_lattice(C) is not None
+    sums, weights, counts, _ = ref_chunk_stats(X, C, 1.5, "gaussian")
+    lattice = _kernels.chunk_stats(X, C, 1.5, _kernels.GAUSSIAN)
+    monkeypatch.setattr(_kernels, "MAX_AXIS_VALUES", 0)
+    assert _kernels.axis_lattice(C) is None
+    single = _kernels.chunk_stats(X, C, 1.5, _kernels.GAUSSIAN)
+    for got in (lattice, single):
+        assert_array_equal(got.counts, counts)
+        assert_allclose(got.weights, weights, rtol=1e-13, atol=1e-300)  # numpy: subnormals
+        assert_allclose(got.sums, sums, rtol=1e-11, atol=1e-11 * weights.max())
+    assert counts[40] >= 1
+    exponents = ((X - C[-1]) ** 2).sum(axis=1) / (2 * 1.5**2)
+    assert 708 < exponents.min() < 740 and np.exp(-exponents.min() / 2) ** 2 > 0
+    assert lattice.weights[-1] == single.weights[-1] == 0.0
+    assert not np.array_equal(lattice.weights, single.weights)  # the lattice was used
 
 
 def test_chunk_stats_boundary_is_inclusive_and_kernel_values():
@@ -672,9 +708,11 @@ def test_center_grid_path_for_unsorted_rows_matches_the_tile_path(
     assert cg is not None  # the grid path really runs
     tiles = _kernels.chunk_stats(block, C, 1.5, code, weighted)
     grid = _kernels.chunk_stats(block, C, 1.5, code, weighted, grid=cg)
-    np.testing.assert_allclose(grid.sums, tiles.sums, rtol=1e-12, atol=1e-9)
-    np.testing.assert_allclose(grid.weights, tiles.weights, rtol=1e-12)
-    np.testing.assert_array_equal(grid.counts, tiles.counts)
+    long_tiles = _kernels.chunk_stats(block, C, 1.5, code, weighted, rows_sorted=False)
+    for got in (grid, long_tiles):
+        np.testing.assert_allclose(got.sums, tiles.sums, rtol=1e-12, atol=1e-9)
+        np.testing.assert_allclose(got.weights, tiles.weights, rtol=1e-12)
+        np.testing.assert_array_equal(got.counts, tiles.counts)
     assert grid.counts[-2] == 0 and grid.counts[-1] >= 1
     # non-finite values are counted the same way (the sums are then meaningless)
     block[[5, 17], [1, d - 1]] = [np.nan, np.inf]
@@ -682,6 +720,8 @@ def test_center_grid_path_for_unsorted_rows_matches_the_tile_path(
     bad = _kernels.chunk_stats(block, C, 1.5, code, weighted, grid=cg)
     assert bad.n_nonfinite == _kernels.chunk_stats(block, C, 1.5, code, weighted).n_nonfinite
     assert bad.n_nonfinite == 2 + d  # features only: weights are checked before the fit
+    long_bad = _kernels.chunk_stats(block, C, 1.5, code, weighted, rows_sorted=False)
+    assert long_bad.n_nonfinite == 2 + d
 
 
 def test_center_grid_refuses_huge_grids():
