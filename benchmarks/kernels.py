@@ -2,14 +2,16 @@
 
 Runs ``dshift._kernels.chunk_stats`` on one block of 3-d blobs (5 centers, std 1) with the
 data's bin seeds as centers (bandwidth 2), three ways: rows as stored (random order) through
-the tiles, the same rows through the center grid (the path for streamed data), and the
-Morton-ordered rows of a persisted copy through the tiles. A second set of centers
-("crowded") puts 50 centers within 0.3 of each of 5 seeds, as in the middle iterations of a
-fit when the seeds close in on the modes. Every way must give the same counts.
+long tiles and through the center grid (the two paths for streamed data, taken with few and
+with many center units), and the Morton-ordered rows of a persisted copy through the tiles.
+A second set of centers ("crowded") puts 50 centers within 0.3 of each of 5 seeds, as in
+the middle iterations of a fit when the seeds close in on the modes, and a third
+("converging") 50 within 0.01, as later on. Every way must give the same counts.
 
-A second table replays the iterations of one real fit (flat kernel, the bin seeds of 1e6
-points with at least 10 per bin): the distinct active centers of every iteration, against
-the same rows, with and without center groups (``GROUP_RADIUS = 0`` turns them off).
+Two more tables replay the iterations of real fits (the bin seeds of 1e6 points): the
+distinct active centers of every iteration, against the same rows. Flat kernel, with and
+without center groups (``GROUP_RADIUS = 0`` turns them off); Gaussian kernel, with and
+without its center groups and lattice factors.
 
 Usage: ``.venv/bin/python benchmarks/kernels.py [--rows 250000] [--repeat 5]``
 """
@@ -26,7 +28,7 @@ from sklearn.cluster import get_bin_seeds
 from sklearn.datasets import make_blobs
 
 import dshift
-from dshift import _kernels
+from dshift import _iterate, _kernels
 
 BANDWIDTH = 2.0
 
@@ -50,25 +52,30 @@ def main(argv=None):
     seeds = get_bin_seeds(X, BANDWIDTH, 1)
     rng = np.random.default_rng(1)
     crowded = np.repeat(seeds[:5], 50, axis=0) + rng.normal(scale=0.3, size=(250, 3))
+    converging = np.repeat(seeds[:5], 50, axis=0) + rng.normal(scale=0.01, size=(250, 3))
     X = X.astype(np.float32)
     ordered = _kernels.spatially_sorted(X)
     print(f"{args.rows} rows x 3, float32, bandwidth {BANDWIDTH}, one core\n")
     print(
-        "| kernel | centers | rows as stored, tiles | rows as stored, center grid "
+        "| kernel | centers | rows as stored, long tiles | rows as stored, center grid "
         "| Morton-ordered rows, tiles |"
     )
     print("|---|---|---:|---:|---:|")
     for kernel in ("flat", "epanechnikov", "gaussian"):
         code = _kernels.KERNELS[kernel]
-        for label, C in ((f"{len(seeds)} bin seeds", seeds), ("250 crowded", crowded)):
+        sets = ((f"{len(seeds)} bin seeds", seeds), ("250 crowded", crowded))
+        sets += (("250 converging", converging),)
+        for label, C in sets:
             grid = _kernels.center_grid(C, BANDWIDTH) if kernel != "gaussian" else None
-            ways = [(X, None), (X, grid), (ordered, None)]
+            ways = [(X, None, False), (X, grid, False), (ordered, None, True)]
             cells, counts = [], None
-            for i, (rows, g) in enumerate(ways):
+            for i, (rows, g, rows_sorted) in enumerate(ways):
                 if i == 1 and grid is None:
                     cells.append("—")
                     continue
-                run = functools.partial(_kernels.chunk_stats, rows, C, BANDWIDTH, code, grid=g)
+                run = functools.partial(
+                    _kernels.chunk_stats, rows, C, BANDWIDTH, code, grid=g, rows_sorted=rows_sorted
+                )
                 seconds, stats = best_of(run, args.repeat)
                 if counts is None:
                     counts = stats.counts
@@ -77,36 +84,66 @@ def main(argv=None):
                 cells.append(f"{rate:.2f} G/s ({seconds * 1e3:.0f} ms)")
             print(f"| {kernel} | {label} | " + " | ".join(cells) + " |")
     fit_iterations(X, ordered, args.repeat)
+    gaussian_fit_iterations(ordered)
 
 
-def fit_iterations(X, ordered, repeat):
-    """Time the kernel on the center sets of every iteration of one flat fit."""
+def center_sets(kernel, min_bin_freq):
+    """The distinct active centers of every iteration of one fit on 1e6 blob points."""
     data, _ = make_blobs(1_000_000, n_features=3, centers=5, cluster_std=1, random_state=0)
-    seeds = dshift.get_bin_seeds(data, BANDWIDTH, min_bin_freq=10)
-    model = dshift.MeanShift(bandwidth=BANDWIDTH, kernel="flat", seeds=seeds)
+    seeds = dshift.get_bin_seeds(data, BANDWIDTH, min_bin_freq=min_bin_freq)
+    model = dshift.MeanShift(bandwidth=BANDWIDTH, kernel=kernel, seeds=seeds)
     sets, centers, active = [], seeds, np.ones(len(seeds), dtype=bool)
-    with dask.config.set(scheduler="sync"):
+    with dask.config.set(scheduler="threads"):
         for step in model.iter_fit(data):
             sets.append(np.unique(centers[active], axis=0))  # what this iteration computed
             centers, active = step.centers, step.active
     print(
-        f"\nOne fit's {len(sets)} iterations ({len(seeds)} bin seeds of 1e6 points), kernel only:"
+        f"\nOne {kernel} fit's {len(sets)} iterations ({len(seeds)} bin seeds of 1e6 points),"
+        " kernel only:"
     )
-    print("\n| center groups | rows as stored, center grid | Morton-ordered rows, tiles |")
+    return sets
+
+
+def fit_iterations(X, ordered, repeat):
+    """Time the kernel on the center sets of every iteration of one flat fit."""
+    sets = center_sets("flat", 10)
+    print("\n| center groups | rows as stored, as streamed | Morton-ordered rows, tiles |")
     print("|---|---:|---:|")
     radius = _kernels.GROUP_RADIUS
     for label, fraction in (("on (h/32)", radius), ("off", 0.0)):
         _kernels.GROUP_RADIUS = fraction
         total = [0.0, 0.0]
         for C in sets:
-            grid = _kernels.center_grid(C, BANDWIDTH) if len(C) >= 16 else None
-            for i, (rows, g) in enumerate(((X, grid), (ordered, None))):
-                run = functools.partial(
-                    _kernels.chunk_stats, rows, C, BANDWIDTH, _kernels.FLAT, grid=g
-                )
+            many = _iterate.center_units(C, BANDWIDTH, _kernels.FLAT, False)
+            grid = _kernels.center_grid(C, BANDWIDTH) if many >= _iterate.GRID_MIN_UNITS else None
+            for i, (rows, g, ordered_rows) in enumerate(((X, grid, False), (ordered, None, True))):
+                stats = functools.partial(_kernels.chunk_stats, grid=g, rows_sorted=ordered_rows)
+                run = functools.partial(stats, rows, C, BANDWIDTH, _kernels.FLAT)
                 total[i] += best_of(run, repeat)[0]
         print(f"| {label} | {total[0] * 1e3:.0f} ms | {total[1] * 1e3:.0f} ms |")
     _kernels.GROUP_RADIUS = radius
+
+
+def gaussian_fit_iterations(ordered):
+    """The same for a Gaussian fit, Morton-ordered rows (as persisted), one run each."""
+    sets = center_sets("gaussian", 1)
+    print("\n| Gaussian | Morton-ordered rows, tiles |\n|---|---:|")
+    radius, values = _kernels.GAUSSIAN_GROUP_RADIUS, _kernels.MAX_AXIS_VALUES
+    for label, fraction, lattice in (
+        ("center groups (h/40) and lattice factors", radius, values),
+        ("lattice factors only", 0.0, values),
+        ("neither", 0.0, 0),
+    ):
+        _kernels.GAUSSIAN_GROUP_RADIUS, _kernels.MAX_AXIS_VALUES = fraction, lattice
+        total = sum(
+            best_of(
+                functools.partial(_kernels.chunk_stats, ordered, C, BANDWIDTH, _kernels.GAUSSIAN),
+                1,
+            )[0]
+            for C in sets
+        )
+        print(f"| {label} | {total:.2f} s |")
+    _kernels.GAUSSIAN_GROUP_RADIUS, _kernels.MAX_AXIS_VALUES = radius, values
 
 
 if __name__ == "__main__":

@@ -98,8 +98,9 @@ class MeanShift:
         Keep a copy of X in the cluster's memory for the iterations. ``"auto"``: numpy input
         always; dask/Zarr input when it takes at most 40% of the workers' total memory
         limit (of this machine's memory without a distributed client), otherwise it is
-        streamed from its source every iteration. For the flat and Epanechnikov kernels the
-        kept copy has its rows Morton-ordered within each chunk, so far tiles are skipped.
+        streamed from its source every iteration. The kept copy has its rows Morton-ordered
+        within each chunk (the Gaussian's only without weights and adaptive bandwidths), so
+        far tiles are skipped and nearby Gaussian centers share their exps.
     algorithm : {"exact", "grid"}, default="exact"
         ``"exact"``: iterate on the points. ``"grid"``: one pass bins the points into cells
         of edge ``grid_fraction * bandwidth``; the loop then runs on the occupied cells,
