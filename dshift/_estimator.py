@@ -413,8 +413,10 @@ class MeanShift:
         if persist == "auto":
             persist = in_memory or source.nbytes <= PERSIST_FRACTION * available_memory()
         # compact kernels skip far tiles; the Gaussian shares one exp per point among
-        # nearby centers when a tile is small (unweighted, one bandwidth)
-        spatial = self.kernel != "gaussian" or not (weighted or adaptive)
+        # nearby centers when a tile is small (unweighted points, one bandwidth: not the
+        # weighted cells of grid mode)
+        gaussian_plain = not (weighted or adaptive or self.algorithm == "grid")
+        spatial = self.kernel != "gaussian" or gaussian_plain
         place = Placement(
             source,
             in_memory=in_memory,

@@ -125,12 +125,14 @@ def reduce_stats(
     stats = dask.delayed(_kernels.chunk_stats, pure=True)
     blocks = X.to_delayed().ravel()
     grid = None
+    tiles_boxed = rows_sorted
     if not rows_sorted and kernel != _kernels.GAUSSIAN and not adaptive:
         if center_units(centers, bandwidth, kernel, weighted) >= GRID_MIN_UNITS:
             grid = _kernels.center_grid(centers, bandwidth)  # once per iteration, broadcast
+            tiles_boxed = grid is None  # too large a grid: short tiles, which may prune
     shared_centers = _broadcast(centers, len(blocks))
     shared_grid = _broadcast(grid, len(blocks))
-    args = (bandwidth, kernel, weighted, adaptive, shared_grid, rows_sorted)
+    args = (bandwidth, kernel, weighted, adaptive, shared_grid, tiles_boxed)
     parts = [stats(block, shared_centers, *args) for block in blocks]
     partial_bytes = 8 * len(centers) * (centers.shape[1] + 3)
     small = partial_bytes * SPLIT_EVERY <= EMBED_BYTES

@@ -3,18 +3,22 @@
 Each function takes a numpy block of rows and the (small) broadcast center set and returns
 only small results. The inner loops are compiled with numba and work on tiles of
 ``TILE_ROWS`` points (transposed, so the loops over points vectorize); a call allocates a few
-buffers of at most ``CELL_BLOCK_ROWS`` rows (plus one counter per center-grid cell) and
-nothing per (point, center) pair, so a task's temporaries do not grow
-with the chunk size or the number of centers: a 1e6-row chunk against 1000 centers never
-builds a 1e6 x 1000 matrix. For the compact kernels (flat, Epanechnikov) a tile whose
-bounding box lies farther than the bandwidth from a center is skipped for that center, and
-with the flat kernel a tile wholly inside a center's ball is added from its count and offset
-sum; both are exact and pay off when rows are spatially ordered. Rows in no spatial order
-(streamed chunks) are first bucketed by the cells of a grid over the centers.
+buffers of at most ``CELL_BLOCK_ROWS`` rows (plus one counter per center-grid cell, or for
+Gaussian centers on a lattice ``MAX_AXIS_VALUES`` rows of ``TILE_ROWS``) and nothing per
+(point, center) pair, so a task's temporaries do not grow with the chunk size or the number
+of centers: a 1e6-row chunk against 1000 centers never builds a 1e6 x 1000 matrix. For the
+compact kernels (flat, Epanechnikov) a tile whose bounding box lies farther than the
+bandwidth from a center is skipped for that center, and with the flat kernel a tile wholly
+inside a center's ball is added from its count and offset sum; both are exact and pay off
+when rows are spatially ordered. Rows in no spatial order (streamed chunks) go in long
+tiles, or with many centers are first bucketed by the cells of a grid over the centers.
+Gaussian centers close together share one exp per point (center groups), and so do the
+per-axis factors of centers on a lattice.
 
 Distances are computed as direct sums of squared differences in float64 (not through the
 ``|x|^2 - 2 x.c + |c|^2`` expansion), so a point exactly at distance ``bandwidth`` is counted
-exactly as scikit-learn's tree-based neighbour search counts it.
+exactly as scikit-learn's tree-based neighbour search counts it. (The Gaussian groups count
+by an expanded distance, but recount directly any point within rounding of the bandwidth.)
 """
 
 from __future__ import annotations
@@ -493,7 +497,7 @@ def _gaussian_group(
     most ``_TAYLOR_REACH_WIDE`` (bounded by the group radius times the distance from the
     leader to the tile box's farthest corner, ``far2`` squared; ``gap2``: to the nearest),
     one exp per point serves the whole group and exp(t) is a Taylor polynomial (degree 9,
-    or 13 beyond ``_TAYLOR_REACH``) whose truncation is below float64 rounding; otherwise
+    or 13 beyond ``_TAYLOR_REACH``) whose truncation is below 3e-16 relative; otherwise
     each member runs :func:`_tile_sums`.
 
     Points are counted within the bandwidth only in a tile that straddles the group's
@@ -699,8 +703,9 @@ def _points_sums(
     Compact kernels skip a center (or a whole group) whose ball misses the box, and with
     the flat kernel a box wholly inside a center's ball (or every member's) is added from
     the points' offset sums in O(d); other (center, box) pairs run the per-point loop, or
-    :func:`_core_and_shell` for a group. The tests keep a 1e-9 margin that covers rounding,
-    so the result equals the per-point loop's.
+    :func:`_core_and_shell` for a group (:func:`_gaussian_group` for the Gaussian's). The
+    tests keep a 1e-9 margin that covers rounding, so the result equals the per-point
+    loop's.
     """
     group_of, leaders, radius = groups
     sums, weights, counts = out
@@ -794,14 +799,15 @@ def axis_lattice(centers: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
     True
     """
     m, d = centers.shape
+    limit = min(MAX_AXIS_VALUES, m // 4)
     values, index, offset = [], np.empty((m, d), dtype=np.int64), 0
     for k in range(d):
         axis, inverse = np.unique(centers[:, k], return_inverse=True)
         values.append(axis)
         index[:, k] = inverse.ravel() + offset
         offset += len(axis)
-    if offset > MAX_AXIS_VALUES or 4 * offset > m:
-        return None
+        if offset > limit:
+            return None
     return np.concatenate(values), index
 
 
@@ -865,13 +871,18 @@ def _accumulate_lattice(X, C, h2, values, index, sums, weights, counts):  # prag
                 ek = E[index[j, k], :t]
                 for i in range(t):
                     wt[i] *= ek[i]
+            d2 = scratch[:t]  # feature by feature, as _tile_sums sums it (same rounding)
+            d2[:] = 0.0
+            for k in range(d):
+                c = C[j, k]
+                tk = T[k, :t]
+                for i in range(t):
+                    diff = tk[i] - c
+                    d2[i] += diff * diff
             inside = 0.0
             total = 0.0
             for i in range(t):  # the support and the count need the squared distance
-                q = 0.0
-                for k in range(d):
-                    u = T[k, i] - C[j, k]
-                    q += u * u
+                q = d2[i]
                 inside += 1.0 if q <= h2 else 0.0
                 wi = wt[i] if q <= far else 0.0
                 wt[i] = wi
@@ -1243,9 +1254,10 @@ def chunk_stats(
         no spatial order (streamed data); same result.
     rows_sorted : bool, default=True
         Whether the rows are in spatial order (see :func:`spatially_sorted`). If not, and
-        without ``grid``, tiles are ``UNSORTED_TILE_ROWS`` long instead of ``TILE_ROWS``
-        and get no bounding box: it would be too wide to skip anything, and fewer, longer
-        tiles save the fixed cost per (tile, center). Same result but for rounding.
+        without ``grid``, the compact kernels' tiles are ``UNSORTED_TILE_ROWS`` long instead
+        of ``TILE_ROWS`` and get no bounding box: it would be too wide to skip anything,
+        and fewer, longer tiles save the fixed cost per (tile, center). Same result but
+        for rounding.
 
     Returns
     -------
@@ -1269,20 +1281,23 @@ def chunk_stats(
     h2 = float(bandwidth) ** 2
     wcol = d if weighted else -1
     hcol = d + int(weighted) if adaptive else -1
-    # with the flat kernel, centers close together are taken as groups (center_groups)
-    fraction = {FLAT: GROUP_RADIUS, GAUSSIAN: GAUSSIAN_GROUP_RADIUS}.get(kernel, 0.0)
-    groups = center_groups(C, bandwidth, fraction)
-    lattice = axis_lattice(C) if kernel == GAUSSIAN and m >= 4 else None
+    # centers close together are taken as groups (center_groups): flat kernel, and the
+    # Gaussian on unweighted points with one bandwidth
+    plain = not weighted and not adaptive  # the Gaussian's groups and lattice need this
+    fraction = {FLAT: GROUP_RADIUS, GAUSSIAN: GAUSSIAN_GROUP_RADIUS if plain else 0.0}
+    groups = center_groups(C, bandwidth, fraction.get(kernel, 0.0))
+    lattice = axis_lattice(C) if kernel == GAUSSIAN and plain and m >= 4 else None
     if grid is not None and kernel != GAUSSIAN and not adaptive:
         lo, dims, start, members = grid
         tile_groups = (groups.group_of, groups.leaders, groups.radius)
         args = (kernel, wcol, lo, dims, start, members, tile_groups, CELL_BLOCK_ROWS)
         bad = _accumulate_cells(X, C, h2, float(bandwidth), *args, sums, weights, counts)
-    elif kernel == GAUSSIAN and not weighted and not adaptive and lattice is not None:
+    elif lattice is not None:
         bad = _accumulate_lattice(X, C, h2, *lattice, sums, weights, counts)
-    elif not weighted and not adaptive:
+    elif plain:
         tile_groups = (groups.group_of, groups.leaders, groups.radius)
-        args = (kernel, groups.members, tile_groups, rows_sorted)
+        boxed = rows_sorted or kernel == GAUSSIAN  # its groups need small boxes
+        args = (kernel, groups.members, tile_groups, boxed)
         bad = _accumulate_plain(X, C, h2, *args, sums, weights, counts)
     else:
         bad = _accumulate(X, C, h2, kernel, wcol, hcol, sums, weights, counts, hsums)

@@ -383,7 +383,7 @@ def test_gaussian_groups_give_the_per_center_sums(d, sort_rows, monkeypatch):
     assert not np.array_equal(grouped.weights, single.weights)  # the groups were used
 
 
-@pytest.mark.parametrize("d", [3, 2])
+@pytest.mark.parametrize("d", [3, 2, 4])
 def test_gaussian_centers_on_a_lattice_give_the_per_center_sums(d, monkeypatch):
     """Bin seeds lie on a lattice: the Gaussian weights come from per-axis factors, and
     match the dense reference and the per-center path, counts exactly. A center whose
@@ -397,7 +397,7 @@ def test_gaussian_centers_on_a_lattice_give_the_per_center_sums(d, monkeypatch):
     # a far center whose nearest point has exponent -725: past exp's cut-off at -708, yet
     # the product of its two per-axis factors would still be a (subnormal) double
     offset = np.r_[[1.0, 1.0], np.zeros(d - 2)]
-    b = min(np.linspace(35, 45, 1001), key=lambda b: abs(cdist(X, [-b * offset]).min() - 57.12))
+    b = min(np.linspace(30, 70, 4001), key=lambda b: abs(cdist(X, [-b * offset]).min() - 57.12))
     C = np.vstack([C, -b * offset])
     assert _kernels.axis_lattice(C) is not None
     sums, weights, counts, _ = ref_chunk_stats(X, C, 1.5, "gaussian")
@@ -414,6 +414,13 @@ def test_gaussian_centers_on_a_lattice_give_the_per_center_sums(d, monkeypatch):
     assert 708 < exponents.min() < 740 and np.exp(-exponents.min() / 2) ** 2 > 0
     assert lattice.weights[-1] == single.weights[-1] == 0.0
     assert not np.array_equal(lattice.weights, single.weights)  # the lattice was used
+    # points at distance bandwidth in random directions: the same count as the plain path
+    # (the squared distance is summed in the same order)
+    u = rng.normal(size=(2_000, d))
+    Y = C[rng.integers(0, len(C) - 1, len(u))] + 1.5 * u / np.linalg.norm(u, axis=1)[:, None]
+    one_by_one = _kernels.chunk_stats(Y, C, 1.5, _kernels.GAUSSIAN).counts
+    monkeypatch.undo()
+    assert_array_equal(_kernels.chunk_stats(Y, C, 1.5, _kernels.GAUSSIAN).counts, one_by_one)
 
 
 def test_chunk_stats_boundary_is_inclusive_and_kernel_values():
