@@ -20,7 +20,7 @@ import numpy as np
 import zarr
 from distributed import KilledWorker
 
-from dshift import _store, datasets
+from dshift import _results, _store, datasets
 from dshift._estimator import MeanShift
 from dshift._io import open_zarr_array
 
@@ -415,7 +415,7 @@ def predict_cmd(result, input_path, output, overwrite, **cluster):
       dshift predict result.zarr data/new.zarr/X new-labels.zarr
     """
     _store.check_writable(output, overwrite=overwrite)
-    model = _store.read_model(result)
+    model = _results.read_model(result)
     stored_rows = open_zarr_array(input_path).chunks[0]
     with dask_client(**cluster):
         labels = model.predict(input_path)
@@ -462,7 +462,7 @@ def plot_cmd(result, input_path, png, n_points, overwrite):
     from dshift.plotting import plot_fit
 
     _store.check_writable(png, overwrite=overwrite)
-    click.echo(f"Plot: {plot_fit(input_path, _store.read_model(result), png, n_points=n_points)}")
+    click.echo(f"Plot: {plot_fit(input_path, _results.read_model(result), png, n_points=n_points)}")
 
 
 @main.command("demo")
