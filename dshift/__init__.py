@@ -3,8 +3,8 @@
 from dshift._bandwidth import estimate_bandwidth
 from dshift._estimator import MeanShift, NotFittedError, mean_shift
 from dshift._iterate import Step
+from dshift._results import write_result
 from dshift._seeding import get_bin_seeds
-from dshift._store import write_result
 
 __version__ = "0.1.0"
 

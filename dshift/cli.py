@@ -395,7 +395,7 @@ def fit_cmd(input_path, output, overwrite, orphans, sample_weight, point_bandwid
         fit_with_progress(model, input_path, sample_weight, point_bandwidth)
         _report(model)
         stored_rows = open_zarr_array(input_path).chunks[0]
-        path = _store.write_result(output, model, overwrite=overwrite, chunk_rows=stored_rows)
+        path = _results.write_result(output, model, overwrite=overwrite, chunk_rows=stored_rows)
     click.echo(f"Wrote labels and centers to {path}")
 
 
@@ -501,7 +501,7 @@ def demo_cmd(n_samples, output, plot, overwrite, **cluster):
             f"Each of the {len(true_centers)} generating centers is within "
             f"{gaps.min(axis=1).max():.3f} of a found center."
         )
-        _store.write_result(result, model, overwrite=overwrite, chunk_rows=250_000)
+        _results.write_result(result, model, overwrite=overwrite, chunk_rows=250_000)
         click.echo(f"Result (labels, centers, attributes): {os.path.abspath(result)}")
         if plot:
             from dshift.plotting import plot_fit
