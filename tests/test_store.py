@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import zarr
 
-from dshift import MeanShift, _store
+from dshift import MeanShift, _store, write_result
 
 
 def _listing(path):
@@ -77,7 +77,7 @@ def test_write_result_round_trip_with_dask_labels(tmp_path, scheduler):
     model = MeanShift(bandwidth=1.0, kernel="flat", seeding="bin").fit(
         da.from_array(X, chunks=(128, 2))
     )
-    path = _store.write_result(tmp_path / "r.zarr", model)
+    path = write_result(tmp_path / "r.zarr", model)
     group = zarr.open_group(path, mode="r")
     np.testing.assert_array_equal(group["labels"][:], np.asarray(model.labels_))
     assert group["labels"].dtype == np.int32 and group["labels"].chunks == (128,)
