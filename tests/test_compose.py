@@ -14,7 +14,8 @@ import pytest
 import yaml
 
 ROOT = Path(__file__).parents[1]
-SCHEMA = ROOT.parent / "shared" / "data" / "compose-spec.json"
+#: The Compose Specification's JSON Schema, unmodified (source and licence: tests/data/README.md)
+SCHEMA = Path(__file__).parent / "data" / "compose-spec.json"
 
 
 def load(name="docker-compose.yml"):
