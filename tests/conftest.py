@@ -48,6 +48,16 @@ def _bin(name: str) -> str:
     return os.path.join(os.path.dirname(sys.executable), name)
 
 
+def _scheduler_address(scheduler_file) -> str | None:
+    """The address in a `dask scheduler --scheduler-file` file, or None while the file is
+    missing or not yet completely written (the scheduler does not write it atomically)."""
+    try:
+        address = json.loads(scheduler_file.read_text()).get("address")
+    except (FileNotFoundError, json.JSONDecodeError):
+        return None
+    return address or None
+
+
 @contextmanager
 def _dask_processes(workdir, n_workers, *, scheduler_args=(), worker_args=(), security=None):
     """`dask scheduler` and ``n_workers`` `dask worker` processes on 127.0.0.1, started in
@@ -58,17 +68,19 @@ def _dask_processes(workdir, n_workers, *, scheduler_args=(), worker_args=(), se
     scheduler += ["--dashboard-address", "127.0.0.1:0", "--scheduler-file", str(scheduler_file)]
     procs = [subprocess.Popen([*scheduler, *scheduler_args], **common)]
     try:
+        # The scheduler creates the file, then writes it: wait until it holds an address.
+        # The deadline only bounds a scheduler that neither starts nor dies.
         deadline = time.monotonic() + 60
-        while not scheduler_file.exists():
-            if time.monotonic() > deadline or procs[0].poll() is not None:
-                raise RuntimeError("dask scheduler did not start")
-            time.sleep(0.2)
-        time.sleep(0.2)  # the file is written in one go, but give it a moment
+        while (address := _scheduler_address(scheduler_file)) is None:
+            if procs[0].poll() is not None:
+                raise RuntimeError(f"dask scheduler exited with status {procs[0].returncode}")
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"dask scheduler wrote no address to {scheduler_file}")
+            time.sleep(0.05)
         worker = [_bin("dask"), "worker", "--scheduler-file", str(scheduler_file)]
         worker += ["--host", "127.0.0.1", "--nthreads", "1", "--memory-limit", "1GiB"]
         worker += ["--no-dashboard", *worker_args]
         procs += [subprocess.Popen(worker, **common) for _ in range(n_workers)]
-        address = json.loads(scheduler_file.read_text())["address"]
         with Client(address, timeout="30s", security=security) as client:
             client.wait_for_workers(n_workers, timeout=60)
         yield address
