@@ -85,14 +85,23 @@ def _dask_processes(workdir, n_workers, *, scheduler_args=(), worker_args=(), se
             client.wait_for_workers(n_workers, timeout=60)
         yield address
     finally:
-        for proc in reversed(procs):
-            proc.terminate()
-        for proc in procs:
-            try:
-                proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+        # The workers first, while their scheduler still answers (a nanny whose scheduler is
+        # gone waits for it before it exits), then the scheduler.
+        _stop(procs[1:])
+        _stop(procs[:1])
+
+
+def _stop(procs) -> None:
+    """SIGTERM ``procs`` and wait for them to exit; SIGKILL any that are still alive 20 s
+    later (the bound only matters for a process that ignores SIGTERM)."""
+    for proc in procs:
+        proc.terminate()
+    for proc in procs:
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
 
 
 @pytest.fixture(scope="session")
