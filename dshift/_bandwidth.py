@@ -6,7 +6,7 @@ from typing import Any
 
 import numpy as np
 
-from dshift import _kernels
+from dshift import _kernels, _limits
 from dshift._io import as_dask_array
 from dshift._seeding import sample_rows
 
@@ -45,6 +45,12 @@ def estimate_bandwidth(
     -------
     bandwidth : float
 
+    Raises
+    ------
+    ValueError
+        If the sample holds NaN, infinite or out-of-range values (``|x| > 1e150``, see
+        :mod:`dshift._limits`).
+
     Notes
     -----
     With fewer sampled points than rows, the sample is drawn by
@@ -67,11 +73,12 @@ def estimate_bandwidth(
     n_total = Xd.shape[0]
     n = min(n_total, DEFAULT_MAX_SAMPLES if n_samples is None else int(n_samples))
     sample = sample_rows(Xd, n, random_state)
-    bad = int(np.size(sample) - np.count_nonzero(np.isfinite(sample)))
+    bad = _limits.count_out_of_range(sample)  # NaN and inf are out of range too
     if bad:
         raise ValueError(
-            f"X contains NaN or infinite values ({bad} in a sample of {n} rows); remove or "
-            "impute them before estimating the bandwidth."
+            f"X contains NaN or infinite values ({bad} in a sample of {n} rows) or values "
+            f"beyond dshift's range {_limits.X_RANGE}; remove or impute them, or rescale X, "
+            "before estimating the bandwidth."
         )
     k = max(1, int(n * quantile))
     return float(_kernels.kth_neighbor_distances(sample, k).sum() / n)

@@ -20,7 +20,7 @@ import dask
 import dask.array as da
 import numpy as np
 
-from dshift import _kernels
+from dshift import _kernels, _limits
 
 logger = logging.getLogger(__name__)
 
@@ -176,11 +176,16 @@ def compute_tree(parts: list, combine, *, last_on_client: bool = True):
 
 
 def check_finite(n_nonfinite: int) -> None:
-    """Raise if the first pass met NaN or infinite values."""
+    """Raise if the first pass met NaN, infinite or out-of-range values.
+
+    Out of range means ``|x| > MAX_ABS`` (see :mod:`dshift._limits`): the kernels count the
+    three kinds with one comparison, so the count does not tell them apart.
+    """
     if n_nonfinite:
         raise ValueError(
-            f"X contains {n_nonfinite} NaN or infinite value(s); remove or impute them "
-            "(e.g. X[da.isfinite(X).all(axis=1)]) before fitting."
+            f"X contains {n_nonfinite} NaN or infinite value(s) or value(s) beyond dshift's "
+            f"range {_limits.X_RANGE}; remove or impute them (e.g. "
+            f"X[(abs(X) <= {_limits.MAX_ABS:g}).all(axis=1)]), or rescale X, before fitting."
         )
 
 

@@ -29,6 +29,8 @@ from typing import NamedTuple
 import numba
 import numpy as np
 
+from dshift._limits import MAX_ABS, X_RANGE
+
 FLAT, GAUSSIAN, EPANECHNIKOV = 0, 1, 2
 KERNELS = {"flat": FLAT, "gaussian": GAUSSIAN, "epanechnikov": EPANECHNIKOV}
 
@@ -50,8 +52,9 @@ class ChunkStats(NamedTuple):
     counts : ndarray of shape (n_centers,), float64
         Number of points within the bandwidth (inclusive): the center's intensity.
     n_nonfinite : int
-        Number of NaN or infinite values met in the chunk. When it is not 0 the sums are
-        meaningless: the caller must raise (dshift does, after the first pass).
+        Number of NaN, infinite or out-of-range (``|x| > MAX_ABS``, see :mod:`dshift._limits`)
+        values met in the chunk. When it is not 0 the sums are meaningless: the caller must
+        raise (dshift does, after the first pass).
     bandwidths : ndarray of shape (n_centers,), float64
         With per-point bandwidths: sum of kernel weight x the point's bandwidth (divided by
         ``weights``, the local bandwidth at the center). Zeros otherwise.
@@ -69,7 +72,7 @@ TILE_ROWS = 512
 #: The same for rows in no spatial order, where a tile's box is too wide to prune.
 UNSORTED_TILE_ROWS = 8192
 #: numba fast-math flags: reassociation lets the loops vectorize; no NaN/inf assumptions,
-#: so non-finite values are still detected.
+#: so non-finite values are still detected (``abs(v) <= MAX_ABS`` is false for NaN).
 _FASTMATH = {"reassoc", "nsz", "arcp", "contract"}
 
 _LOG2E = 1.4426950408889634
@@ -111,32 +114,27 @@ def _exp_nonpositive(x, scratch):  # pragma: no cover - compiled
 
 @numba.njit(nogil=True, cache=True, fastmath=_FASTMATH)
 def _count_nonfinite(T, n):  # pragma: no cover - compiled
-    """Number of NaN or infinite values in ``T[:, :n]``: a vectorized test (x * 0 is NaN
-    exactly for those), then the count only when there is one."""
-    probe = 0.0
+    """Number of NaN, infinite or out-of-range (``|x| > MAX_ABS``) values in ``T[:, :n]``:
+    one vectorized comparison per value (false for NaN and inf too), counted in a float."""
+    count = 0.0
     for k in range(T.shape[0]):
         row = T[k, :n]
         for i in range(n):
-            probe += row[i] * 0.0
-    if probe == 0.0:
-        return 0
-    count = 0
-    for k in range(T.shape[0]):
-        for i in range(n):
-            count += 0 if math.isfinite(T[k, i]) else 1
-    return count
+            count += 0.0 if abs(row[i]) <= MAX_ABS else 1.0
+    return int(count)
 
 
 @numba.njit(nogil=True, cache=True, fastmath=_FASTMATH)
 def _bounding_box(T, s, e, lo, hi):  # pragma: no cover - compiled
-    """lo, hi <- the bounding box of the points ``T[:, s:e]``; returns their non-finite count."""
+    """lo, hi <- the bounding box of the points ``T[:, s:e]``; returns their count of NaN,
+    infinite or out-of-range values (see :func:`_count_nonfinite`)."""
     nonfinite = 0
     for k in range(T.shape[0]):
         a = np.inf
         b = -np.inf
         for i in range(s, e):
             v = T[k, i]
-            nonfinite += 0 if math.isfinite(v) else 1
+            nonfinite += 0 if abs(v) <= MAX_ABS else 1
             a = min(a, v)
             b = max(b, v)
         lo[k] = a
@@ -1126,7 +1124,7 @@ def _grid_cells(R, rows, lo, inv, edge, cellf, cell_of):  # pragma: no cover - c
     """cell_of[i] <- the grid cell of the point R[:, i], -1 outside the grid (NaN too).
 
     Computed feature by feature in floating point (exact below 2^53 cells), so that every
-    loop vectorizes; returns the number of non-finite values.
+    loop vectorizes; returns the number of NaN, infinite or out-of-range values.
     """
     nonfinite = 0
     for i in range(rows):
@@ -1137,7 +1135,7 @@ def _grid_cells(R, rows, lo, inv, edge, cellf, cell_of):  # pragma: no cover - c
         r = R[k]
         for i in range(rows):
             v = r[i]
-            nonfinite += 0 if math.isfinite(v) else 1
+            nonfinite += 0 if abs(v) <= MAX_ABS else 1
             x = (v - low) * inv
             c = cellf[i] * e + np.floor(min(max(x, 0.0), e - 1.0))
             cellf[i] = c if (x >= 0.0) & (x < e) else -1e300  # stays negative
@@ -1319,6 +1317,13 @@ def add_stats(*parts: ChunkStats) -> ChunkStats:
     return ChunkStats(sums, weights, counts, nonfinite, hsums)
 
 
+#: The error for data to label that hold NaN, inf or values out of range.
+PREDICT_RANGE_MESSAGE = (
+    f"X contains NaN or infinite values or values beyond dshift's range {X_RANGE}; remove or "
+    "impute them before predicting."
+)
+
+
 @numba.njit(nogil=True, cache=True)
 def _nearest(X, C, h2, cluster_all, labels):  # pragma: no cover - compiled
     # h2: squared orphan radius of each center
@@ -1328,7 +1333,10 @@ def _nearest(X, C, h2, cluster_all, labels):  # pragma: no cover - compiled
     for i in range(n):
         best = np.inf
         best_j = -1
-        for j in range(m):
+        in_range = True
+        for k in range(d):
+            in_range &= abs(np.float64(X[i, k])) <= MAX_ABS  # false for NaN and inf too
+        for j in range(m if in_range else 0):
             d2 = 0.0
             for k in range(d):
                 t = np.float64(X[i, k]) - C[j, k]
@@ -1336,7 +1344,7 @@ def _nearest(X, C, h2, cluster_all, labels):  # pragma: no cover - compiled
             if d2 < best:
                 best = d2
                 best_j = j
-        if best_j < 0:  # only when the row holds NaN
+        if best_j < 0:  # only when the row holds NaN, inf or values out of range
             nonfinite += 1
         elif not cluster_all and best > h2[best_j]:
             best_j = -1
@@ -1358,7 +1366,7 @@ def nearest_labels(
     Raises
     ------
     ValueError
-        If a row holds NaN or infinite values.
+        If a row holds NaN, infinite or out-of-range values (see :mod:`dshift._limits`).
 
     Examples
     --------
@@ -1371,11 +1379,8 @@ def nearest_labels(
     h2 = np.ascontiguousarray(
         np.broadcast_to(np.asarray(bandwidth, dtype=np.float64) ** 2, (len(C),))
     )
-    bad = _nearest(np.ascontiguousarray(X), C, h2, bool(cluster_all), labels)
-    if bad or not np.isfinite(X).all():
-        raise ValueError(
-            "X contains NaN or infinite values; remove or impute them before predicting."
-        )
+    if _nearest(np.ascontiguousarray(X), C, h2, bool(cluster_all), labels):
+        raise ValueError(PREDICT_RANGE_MESSAGE)
     return labels
 
 
@@ -1388,8 +1393,8 @@ def bin_cells(
     sum of its points' weights (float64).
 
     The block is processed in tiles of ``BIN_TILE_ROWS`` rows, so temporaries are bounded
-    by the tile and the number of distinct cells, whatever the block size. Rows holding NaN
-    or infinite values are skipped and counted.
+    by the tile and the number of distinct cells, whatever the block size. Rows holding NaN,
+    infinite or out-of-range (``|x| > MAX_ABS``) values are skipped and their values counted.
 
     Returns
     -------
@@ -1410,7 +1415,7 @@ def bin_cells(
     nonfinite = 0
     for start in range(0, X.shape[0], BIN_TILE_ROWS):
         tile = np.asarray(X[start : start + BIN_TILE_ROWS], dtype=np.float64)
-        finite = np.isfinite(tile)
+        finite = np.abs(tile) <= MAX_ABS  # false for NaN and inf too
         nonfinite += int(finite.size - np.count_nonzero(finite))
         tile = tile[finite.all(axis=1)]
         q = np.round(tile[:, :d] / bin_size)
@@ -1548,14 +1553,15 @@ def _radix_argsort(codes, n_bits):  # pragma: no cover - compiled
 
 @numba.njit(nogil=True, cache=True)
 def _finite_bounds(X, d):  # pragma: no cover - compiled
-    """(all finite?, lower corner, upper corner) of the first d columns of X, in one pass."""
+    """(all in range?, lower corner, upper corner) of the first d columns of X, in one pass
+    (in range: every column's ``|x| <= MAX_ABS``, false for NaN and inf)."""
     lo = np.full(d, np.inf)
     hi = np.full(d, -np.inf)
     finite = True
     for i in range(X.shape[0]):
         for k in range(X.shape[1]):
             v = np.float64(X[i, k])
-            finite &= math.isfinite(v)
+            finite &= abs(v) <= MAX_ABS  # false for NaN and inf too
             if k < d:
                 lo[k] = min(lo[k], v)
                 hi[k] = max(hi[k], v)
@@ -1602,7 +1608,7 @@ def morton_order(X: np.ndarray) -> np.ndarray:
 def spatially_sorted(X: np.ndarray, n_features: int | None = None) -> np.ndarray:
     """The rows of a block in :func:`morton_order` of their first ``n_features`` columns
     (all by default; extra columns, such as weights, move with their row). Blocks with
-    NaN/inf are returned as they are."""
+    NaN, inf or out-of-range values are returned as they are."""
     X = np.ascontiguousarray(X)
     d = X.shape[1] if n_features is None else n_features
     finite, lo, hi = _finite_bounds(X, d)
@@ -1618,7 +1624,8 @@ def grid_cells(
 
     With ``weighted``, the last column of X holds point weights. The block is processed in
     tiles of ``BIN_TILE_ROWS`` rows, so temporaries are bounded by the tile and the number
-    of occupied cells. Rows holding NaN/inf are skipped and counted.
+    of occupied cells. Rows holding NaN, inf or out-of-range (``|x| > MAX_ABS``) values are
+    skipped and their values counted.
 
     Returns
     -------
@@ -1640,7 +1647,7 @@ def grid_cells(
     out = (np.empty((0, d)), np.empty((0, d)), np.empty(0), 0)
     for start in range(0, X.shape[0], BIN_TILE_ROWS):
         tile = np.asarray(X[start : start + BIN_TILE_ROWS], dtype=np.float64)
-        finite = np.isfinite(tile)
+        finite = np.abs(tile) <= MAX_ABS  # false for NaN and inf too
         bad = int(finite.size - np.count_nonzero(finite))
         tile = tile[finite.all(axis=1)]
         points = tile[:, :d]
@@ -1691,8 +1698,13 @@ def merge_grid_cells(
 
 
 def _void_rows(a: np.ndarray) -> np.ndarray:
-    """Each row of a C-contiguous int64 array as one opaque value (sortable, comparable)."""
-    a = np.ascontiguousarray(a, dtype=np.int64)
+    """Each row of an integer-valued float array as one opaque value (sortable, comparable).
+
+    The keys stay float64 (adding 0.0 turns -0.0 into 0.0, so equal values have equal
+    bytes): a cell index beyond 2**63 (``|x| / cell_size`` can reach 1e300 in dshift's
+    range) would not survive a cast to int64.
+    """
+    a = np.ascontiguousarray(a, dtype=np.float64) + 0.0
     return a.view(np.dtype((np.void, a.dtype.itemsize * a.shape[1]))).ravel()
 
 
@@ -1706,10 +1718,10 @@ def cell_table(cells: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.nd
 
     Returns
     -------
-    keys : ndarray of shape (n_cells, n_features), int64, in lookup order
+    keys : ndarray of shape (n_cells, n_features), float64 (integer-valued), in lookup order
     labels : ndarray of shape (n_cells,), int32, in the same order
     """
-    keys = np.ascontiguousarray(cells, dtype=np.int64)
+    keys = np.ascontiguousarray(cells, dtype=np.float64)
     order = np.argsort(_void_rows(keys), kind="stable")
     return keys[order], np.asarray(labels, dtype=np.int32)[order]
 
@@ -1739,11 +1751,9 @@ def cell_labels(
     out = np.empty(X.shape[0], dtype=np.int32)
     for start in range(0, X.shape[0], BIN_TILE_ROWS):
         tile = np.asarray(X[start : start + BIN_TILE_ROWS], dtype=np.float64)
-        if not np.isfinite(tile).all():
-            raise ValueError(
-                "X contains NaN or infinite values; remove or impute them before predicting."
-            )
-        query = _void_rows(np.floor(tile / cell_size).astype(np.int64))
+        if not (np.abs(tile) <= MAX_ABS).all():  # false for NaN and inf too
+            raise ValueError(PREDICT_RANGE_MESSAGE)
+        query = _void_rows(np.floor(tile / cell_size))
         idx = np.minimum(np.searchsorted(table, query), len(table) - 1)
         found = table[idx] == query
         part = out[start : start + len(tile)]

@@ -13,7 +13,7 @@ import dask
 import dask.array as da
 import numpy as np
 
-from dshift import _kernels
+from dshift import _kernels, _limits
 from dshift._io import as_dask_array
 from dshift._iterate import check_finite, compute_tree
 
@@ -74,8 +74,14 @@ def get_bin_seeds(X: Any, bin_size: float, min_bin_freq: int = 1) -> np.ndarray:
     Returns
     -------
     bin_seeds : ndarray of shape (n_seeds, n_features)
-        float32 as in scikit-learn (float64 when ``bin_size`` is a float64 numpy scalar),
-        sorted by cell.
+        float32 as in scikit-learn (float64 when ``bin_size`` is a float64 numpy scalar, or
+        when a seed is beyond float32's range, ~3.4e38), sorted by cell.
+
+    Raises
+    ------
+    ValueError
+        If ``bin_size`` is negative, NaN, or outside dshift's range [1e-150, 1e150], or X
+        holds NaN, infinite or out-of-range values (see :mod:`dshift._limits`).
 
     Warns
     -----
@@ -95,11 +101,21 @@ def get_bin_seeds(X: Any, bin_size: float, min_bin_freq: int = 1) -> np.ndarray:
         return _all_points(Xd)
     if not np.isfinite(bin_size) or bin_size < 0:
         raise ValueError(f"bin_size must be a positive number, got {bin_size!r}.")
+    if not _limits.bandwidth_in_range(bin_size):
+        raise ValueError(bin_size_range_message(bin_size))
     seeds = _bin_seeds(Xd, bin_size, min_bin_freq)
     if len(seeds) == Xd.shape[0]:
         _warn_binning_failed(bin_size)
         return _all_points(Xd)
     return seeds
+
+
+def bin_size_range_message(bin_size: float) -> str:
+    """The error for a positive ``bin_size`` outside the supported range."""
+    return (
+        f"bin_size={bin_size!r} is outside dshift's supported range {_limits.BANDWIDTH_RANGE} "
+        "(see dshift._limits); pass a bin_size within it, rescaling X if need be."
+    )
 
 
 def _warn_binning_failed(bin_size: float) -> None:
@@ -123,14 +139,16 @@ def _bin_seeds(
             f"No grid cell of bin_size={bin_size:g} holds min_bin_freq={min_bin_freq} points; "
             "lower min_bin_freq or raise bin_size."
         )
-    return np.asarray(chosen, dtype=np.float32) * bin_size
+    with np.errstate(over="ignore"):  # float32 as scikit-learn, unless it overflows
+        seeds = np.asarray(chosen, dtype=np.float32) * bin_size
+    return seeds if np.isfinite(seeds).all() else chosen * float(bin_size)
 
 
 def _all_points(Xd: da.Array, weighted: bool = False) -> np.ndarray:
     if Xd.shape[0] > ALL_SEEDS_LIMIT:
         _all_points_limit(Xd.shape[0])
     points = np.asarray(Xd.compute())
-    check_finite(int(points.size - np.count_nonzero(np.isfinite(points))))
+    check_finite(_limits.count_out_of_range(points))  # weights are in range (aligned_column)
     return _positive_weight_points(points, weighted)
 
 
@@ -148,8 +166,11 @@ def check_seeds(n_samples: int, n_features: int, seeds: Any, seeding: str) -> np
                 f"seeds must have shape (n_seeds, {n_features}) to match X's {n_features} "
                 f"features, got shape {arr.shape}; pass one row per initial center."
             )
-        if not np.isfinite(arr).all():
-            raise ValueError("seeds contain NaN or infinite values; pass finite seeds.")
+        if _limits.count_out_of_range(arr):
+            raise ValueError(
+                f"seeds contain NaN or infinite values or values beyond dshift's range "
+                f"{_limits.X_RANGE}; pass finite seeds within it."
+            )
         return arr
     if seeding == "all" and n_samples > ALL_SEEDS_LIMIT:
         _all_points_limit(n_samples)

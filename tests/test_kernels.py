@@ -12,6 +12,7 @@ from numpy.testing import assert_allclose, assert_array_equal
 from scipy.spatial.distance import cdist
 
 from dshift import MeanShift, _kernels
+from dshift._limits import MAX_ABS
 
 # ---------------------------------------------------------------------------------------
 # Dense reference
@@ -456,6 +457,73 @@ def test_chunk_stats_counts_every_nonfinite_value(kernel):
     X32 = X.astype(np.float32)
     got32 = _kernels.chunk_stats(X32, np.zeros((1, 3)), 1.0, KERNEL_CODES[kernel])
     assert got32.n_nonfinite == 5
+
+
+#: The smallest value beyond the supported range (see dshift._limits).
+ABOVE = float(np.nextafter(MAX_ABS, np.inf))
+
+
+@pytest.mark.parametrize("path", ["boxed", "long", "grid", "weighted", "adaptive", "lattice"])
+def test_every_chunk_stats_path_counts_values_beyond_the_range(path):
+    """|x| > MAX_ABS counts as NaN and inf do (one comparison covers the three), and
+    |x| = MAX_ABS does not, on every kernel path: the fit refuses such data after its first
+    pass instead of summing overflowed squares (they were not counted before)."""
+    rng = np.random.default_rng(14)
+    X = rng.normal(size=(1500, 3))
+    X[5, 1] = ABOVE
+    X[77] = [-ABOVE, 1e300, np.nan]  # 3 bad values in one row
+    X[1400, 2] = -np.inf  # in a later tile
+    X[600] = [MAX_ABS, -MAX_ABS, 0.0]  # in range
+    C = rng.normal(size=(30, 3))
+    kernel, options = _kernels.FLAT, {}
+    if path == "long":
+        options = dict(rows_sorted=False)
+    elif path == "grid":
+        options = dict(rows_sorted=False, grid=_kernels.center_grid(C, 1.0))
+        assert options["grid"] is not None
+    elif path in ("weighted", "adaptive"):
+        X = np.column_stack([X, np.ones(len(X))])
+        kernel, options = _kernels.EPANECHNIKOV, {path: True}
+    elif path == "lattice":
+        g = np.arange(4.0)
+        C = np.array([[a, b, c] for a in g for b in g for c in g])
+        assert _kernels.axis_lattice(C) is not None
+        kernel = _kernels.GAUSSIAN
+    got = _kernels.chunk_stats(X, C, 1.0, kernel, **options)
+    assert got.n_nonfinite == 5
+
+
+def test_binning_and_labelling_count_values_beyond_the_range():
+    rng = np.random.default_rng(15)
+    X = rng.normal(size=(300, 2))
+    X[3, 0] = ABOVE
+    X[4] = [MAX_ABS, -MAX_ABS]  # in range: binned
+    X[5, 1] = np.nan
+    _, counts, bad = _kernels.bin_cells(X, 1.0)
+    assert bad == 2 and counts.sum() == 298
+    *_, weights, bad = _kernels.grid_cells(X, 1.0)
+    assert bad == 2 and weights.sum() == 298
+    C = np.zeros((1, 2))
+    keys, labels = _kernels.cell_table(np.zeros((1, 2)), np.zeros(1))
+    assert _kernels.nearest_labels(X[4:5], C).tolist() == [0]
+    for row in ([ABOVE, 0.0], [0.0, -1e300]):  # the squared distances overflowed to inf
+        with pytest.raises(ValueError, match=r"or values beyond dshift's range \|x\| <= 1e\+150"):
+            _kernels.nearest_labels(np.array([[0.0, 0.0], row]), C)
+        with pytest.raises(ValueError, match=r"or values beyond dshift's range \|x\| <= 1e\+150"):
+            _kernels.cell_labels(np.array([[0.0, 0.0], row]), 1.0, keys, labels, C)
+    # a block out of range is left in its order (the fit raises anyway)
+    assert_array_equal(_kernels.spatially_sorted(X), X)
+
+
+def test_cell_labels_find_cells_beyond_int64():
+    """Cell indices floor(x / cell_size) reach 1e300 within the range: they are kept as
+    floats (an int64 cast overflowed), and -0.0 finds the cell 0."""
+    size = 2.0**-100
+    cells = np.array([[0.0], [2.0**70], [-(2.0**80)], [MAX_ABS / size]])
+    keys, labels = _kernels.cell_table(cells, np.array([0, 1, 2, 3]))
+    X = np.array([[2.0**-30], [-(2.0**-20)], [MAX_ABS], [-0.0], [0.5 * size]])
+    C = np.zeros((1, 1))
+    assert _kernels.cell_labels(X, size, keys, labels, C).tolist() == [1, 2, 3, 0, 0]
 
 
 def test_add_stats_equals_stats_of_whole_array_and_does_not_mutate():
