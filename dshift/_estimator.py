@@ -30,6 +30,7 @@ from dshift._iterate import (
 from dshift._modes import mode_label_blocks, mode_table
 from dshift._placement import PERSIST_FRACTION, Placement, available_memory
 from dshift._seeding import SEEDINGS, check_seeds, make_seeds, sample_rows
+from dshift._zarr_input import inputs_of, verify_unchanged
 
 logger = logging.getLogger(__name__)
 
@@ -424,6 +425,7 @@ class MeanShift:
             spatial_order=spatial,
             n_features=d,
             extra=knn,
+            checkpoint=self.checkpoint,
         )
         self.resumed_from_ = None
         saved = data_id = None
@@ -550,7 +552,11 @@ class MeanShift:
             )
         else:
             labels, sizes = labels_and_sizes(source, d, n_clusters, labels_of, weighted)
-            sizes = sizes.compute()
+            sizes = place.run(sizes.compute)
+        # Every pass checked the chunks it read; one more listing catches a change that
+        # raced with a read, so a mixed input never gives centers.
+        sources = inputs_of(source)
+        verify_unchanged(sources)
 
         self.n_features_in_ = Xd.shape[1]
         self.bandwidth_ = bandwidth
@@ -565,6 +571,7 @@ class MeanShift:
         self.cluster_sizes_ = sizes if weighted else sizes.astype(np.int64)
         self.cluster_centers_ = centers
         self.labels_ = labels
+        self._sources = sources  # write_result: refuse outputs over them, re-verify them
 
     def _grid(
         self, place: Placement, bandwidth: float, weighted: bool, spatial: bool, d: int

@@ -14,7 +14,9 @@ import dask
 import dask.array as da
 import numpy as np
 import zarr
-from dask.base import tokenize
+
+from dshift._cluster import checked_client
+from dshift._zarr_input import open_input, open_zarr_array, read_rows
 
 #: Target size of one row chunk when dshift chooses the chunking itself.
 TARGET_CHUNK_BYTES = 16 * 2**20
@@ -24,81 +26,6 @@ MIN_CHUNK_ROWS = 20_000
 
 def _describe(X: Any) -> str:
     return f"{type(X).__module__}.{type(X).__qualname__}"
-
-
-def open_zarr_array(url: str | os.PathLike) -> zarr.Array:
-    """Open a Zarr array read-only from a local path or an fsspec URL.
-
-    Parameters
-    ----------
-    url : str or path-like
-        ``"data/points.zarr"``, ``"file:///abs/points.zarr"``, ``"s3://bucket/points.zarr"``...
-
-    Returns
-    -------
-    array : zarr.Array
-    """
-    url = os.fspath(url)
-    try:
-        node = zarr.open(url, mode="r")
-    except FileNotFoundError as exc:
-        raise FileNotFoundError(
-            f"No Zarr array at {url!r}: the path does not exist. Check the path, or create "
-            "the data first (for example with dshift.datasets.make_blobs)."
-        ) from exc
-    if isinstance(node, zarr.Group):
-        names = sorted(node.array_keys())
-        hint = ""
-        if names:
-            hint = f" It holds the arrays {names}; pass e.g. {url.rstrip('/')}/{names[0]}."
-        raise ValueError(f"{url!r} is a Zarr group, not an array.{hint}")
-    return node
-
-
-class CheckedZarrReader:
-    """Reads row blocks of a Zarr array; a failed read names the array, the rows and a fix.
-
-    A corrupt or truncated chunk otherwise surfaces as a codec error from deep inside a
-    worker (``RuntimeError: Zstd decompression error``) that says nothing about which data
-    is at fault.
-    """
-
-    def __init__(self, array: zarr.Array) -> None:
-        self.array = array
-        self.shape = array.shape
-        self.dtype = array.dtype
-        self.ndim = array.ndim
-
-    def __getitem__(self, key: Any) -> np.ndarray:
-        try:
-            return np.asarray(self.array[key])
-        except Exception as exc:
-            rows = key[0] if isinstance(key, tuple) else key
-            where = f"rows {rows.start}:{rows.stop}" if isinstance(rows, slice) else "a block"
-            raise ValueError(
-                f"Could not read {where} of the Zarr array {_store_name(self.array)!r} "
-                f"({type(exc).__name__}: {exc}): the store is corrupt, incomplete or "
-                "unreachable; rewrite the damaged chunks or restore the array from a copy."
-            ) from exc
-
-
-def _store_name(array: zarr.Array) -> str:
-    store = array.store
-    root = getattr(store, "root", None) or getattr(store, "path", None) or str(store)
-    return f"{os.fspath(root).rstrip('/')}/{array.path}".rstrip("/")
-
-
-def _read_zarr(array: zarr.Array, rows: int) -> da.Array:
-    """A lazy dask array over a Zarr array, ``rows`` rows per chunk, with checked reads."""
-    name = "read-zarr-" + tokenize(_store_name(array), array.metadata.to_dict(), rows)
-    return da.from_array(
-        CheckedZarrReader(array),
-        chunks=(rows, array.shape[1]),
-        name=name,
-        asarray=False,
-        lock=False,
-        meta=np.empty((0, 0), dtype=array.dtype),
-    )
 
 
 def row_chunks_for(n_samples: int, n_features: int, itemsize: int, n_cores: int = 1) -> int:
@@ -172,16 +99,18 @@ def as_dask_array(
     >>> X.shape, X.dtype, in_memory
     ((5, 2), dtype('float64'), True)
     """
+    checked_client()  # before any task: the workers must run this dshift
     in_memory = False
-    if isinstance(X, (str, os.PathLike)):
-        X = open_zarr_array(X)
-    if isinstance(X, zarr.Array):
-        dtype = _check_dtype(X.dtype, name)
-        _check_shape(X.shape, name, n_features)
-        stored = X.chunks[0]
-        rows = row_chunks or row_chunks_for(X.shape[0], X.shape[1], dtype.itemsize)
+    if isinstance(X, (str, os.PathLike, zarr.Array)):
+        array = X if isinstance(X, zarr.Array) else open_zarr_array(X)
+        shape = array.shape
+        dtype = _check_dtype(array.dtype, name)  # metadata first, then the stored chunks
+        _check_shape(shape, name, n_features)
+        source = open_input(array)
+        stored = source.grid_rows
+        rows = row_chunks or row_chunks_for(shape[0], shape[1], dtype.itemsize)
         rows = max(stored, (rows // stored) * stored)
-        arr = _read_zarr(X, rows)
+        arr = read_rows(source, (rows, shape[1]))
     elif isinstance(X, da.Array):
         arr = X
         dtype = _check_dtype(arr.dtype, name)
@@ -272,8 +201,9 @@ def aligned_column(X: da.Array, values: Any, name: str, *, positive: bool) -> da
     Raises
     ------
     ValueError
-        If the values have another length, or hold values out of range, NaN or inf (found
-        in one pass over the values, before X is read).
+        If the values have another length, hold values out of range, NaN or inf, or (weights)
+        sum to 0 or to a total out of range (found in one pass over the values, before X is
+        read).
 
     Examples
     --------
@@ -281,11 +211,9 @@ def aligned_column(X: da.Array, values: Any, name: str, *, positive: bool) -> da
     ((2, 1),)
     """
     n = X.shape[0]
-    if isinstance(values, (str, os.PathLike)):
-        values = open_zarr_array(values)
-    if isinstance(values, zarr.Array):
-        shape, dtype = values.shape, values.dtype
-        col = None
+    if isinstance(values, (str, os.PathLike, zarr.Array)):
+        array = values if isinstance(values, zarr.Array) else open_zarr_array(values)
+        shape, dtype, col = array.shape, array.dtype, None
     elif isinstance(values, da.Array):
         shape, dtype, col = values.shape, values.dtype, values
     else:
@@ -298,14 +226,7 @@ def aligned_column(X: da.Array, values: Any, name: str, *, positive: bool) -> da
             f"{name} must have shape ({n},), one value per row of X, got shape {tuple(shape)}."
         )
     if col is None:
-        col = da.from_array(
-            CheckedZarrReader(values),
-            chunks=(X.chunks[0],),
-            name="read-zarr-" + tokenize(_store_name(values), X.chunks[0]),
-            asarray=False,
-            lock=False,
-            meta=np.empty(0, dtype=dtype),
-        )
+        col = read_rows(open_input(array), (X.chunks[0],))
     elif not isinstance(col, da.Array):
         col = da.from_array(col, chunks=(X.chunks[0],))
     else:

@@ -17,6 +17,7 @@ import dask
 import dask.array as da
 
 from dshift import _kernels
+from dshift._cluster import current_client, watch_scheduler
 from dshift._io import append_columns
 
 logger = logging.getLogger(__name__)
@@ -26,22 +27,13 @@ T = TypeVar("T")
 MAX_RECOVERIES = 3
 
 
-def _client():
-    try:
-        from distributed import default_client
-
-        return default_client()
-    except (ImportError, ValueError):
-        return None
-
-
 def keep_in_cluster(X: da.Array) -> da.Array:
     """Persist an in-memory (numpy-backed) dask array where the computations run.
 
     With a distributed client the chunks are scattered to the workers once, rather than
     embedded in every task graph; otherwise the array is persisted locally.
     """
-    client = _client()
+    client = current_client()
     if client is None:
         return X.persist()
     blocks = [X.blocks[i, 0].compute(scheduler="sync") for i in range(X.numblocks[0])]
@@ -61,7 +53,7 @@ PERSIST_FRACTION = 0.4
 
 def available_memory() -> int:
     """Total memory of the active distributed cluster's workers, else of this machine."""
-    client = _client()
+    client = current_client()
     host = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
     if client is None:
         return host
@@ -106,8 +98,11 @@ class Placement:
         spatial_order: bool,
         n_features: int | None = None,
         extra: Callable[[da.Array], da.Array] | None = None,
+        checkpoint: str | os.PathLike | None = None,
     ):
         self.source = source
+        #: Named in the error if the scheduler is lost (how to resume).
+        self.checkpoint = checkpoint
         self.extra = extra
         self.n_features = n_features
         #: Rows of ``loop`` are Morton-ordered within chunks (see :func:`loop_data`).
@@ -135,10 +130,16 @@ class Placement:
         )
 
     def run(self, step: Callable[[], T]) -> T:
-        """Run ``step()`` (which reads ``self.data``/``self.loop``), again if data were lost."""
+        """Run ``step()`` (which reads ``self.data``/``self.loop``), again if data were lost.
+
+        A lost scheduler is not retried: it raises
+        :class:`~dshift._cluster.SchedulerLostError` at once, naming the checkpoint.
+        """
+        client = current_client()
         for attempt in range(MAX_RECOVERIES + 1):
             try:
-                return step()
+                with watch_scheduler(client, self.checkpoint):
+                    return step()
             except CancelledError as exc:
                 if attempt == MAX_RECOVERIES:
                     raise RuntimeError(

@@ -97,7 +97,13 @@ def store_rows(
         arr = arr.rechunk({i: -1 for i in range(1, arr.ndim)})
     extra = {} if compress else {"compressors": None}
     target = group.create_array(
-        name, shape=arr.shape, chunks=(rows, *arr.shape[1:]), dtype=arr.dtype, **extra
+        name,
+        shape=arr.shape,
+        chunks=(rows, *arr.shape[1:]),
+        dtype=arr.dtype,
+        # every chunk stored, even one of fill values: readers refuse missing chunks
+        config={"write_empty_chunks": True},
+        **extra,
     )
     da.store(arr, target, lock=False, compute=True)
     return target

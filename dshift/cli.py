@@ -22,7 +22,7 @@ from distributed import KilledWorker
 
 from dshift import _results, _store, datasets
 from dshift._estimator import MeanShift
-from dshift._io import open_zarr_array
+from dshift._zarr_input import open_zarr_array
 
 
 class _OneLineErrors(click.Group):

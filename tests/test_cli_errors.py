@@ -327,8 +327,8 @@ def data(tmp_path_factory) -> Path:
         warnings.simplefilter("ignore")
         _array(root / "bytes.zarr", np.full((N_ROWS, 2), b"1.5", dtype="S4"), (CHUNK_ROWS, 2))
     zarr.create_group(str(root / "empty-group.zarr"))
-    # 20,001 rows of metadata (no chunk written): only the shape matters
-    zarr.create_array(str(root / "large.zarr"), shape=(20_001, 2), chunks=(5000, 2), dtype="f8")
+    # 20,001 rows: only the shape matters (the chunks are stored: a missing one is an error)
+    _array(root / "large.zarr", np.ones((20_001, 2)), (5000, 2))
 
     # a compressed array (zarr's default compressor) with one chunk overwritten by garbage
     _array(root / "corrupt.zarr", X, (CHUNK_ROWS, 2))

@@ -1,0 +1,150 @@
+"""The distributed cluster a fit runs on: the client, whether its workers can run dshift,
+and a lost scheduler turned into a prompt error.
+
+A worker that cannot import dshift dies on its first task, and the scheduler only reports
+lost workers while the client waits; a client whose scheduler died waits forever on any
+computation submitted after the connection dropped. So before dshift's first task on a
+set of workers, :func:`check_workers` compares their versions with the client's, and
+:func:`watch_scheduler` ends a computation as soon as the client has lost its scheduler.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+from collections.abc import Iterator
+from concurrent.futures import CancelledError
+from typing import Any
+
+#: Packages whose versions must match between the client and the workers.
+PACKAGES = ("dshift", "numpy", "dask", "zarr")
+#: Evaluated on each worker: imports each package (so a broken install fails here, not in
+#: the first task) and returns its version. A builtin and a string pickle without dshift.
+_PROBE = "[__import__(name).__version__ for name in {names!r}]"
+#: Seconds between two looks at the client's connection while a computation runs.
+WATCH_INTERVAL = 0.2
+
+#: Client id -> the workers already checked (a new worker is checked when it appears).
+_checked: dict[str, frozenset[str]] = {}
+
+
+class SchedulerLostError(ConnectionError):
+    """The client lost its connection to the Dask scheduler during a computation."""
+
+
+def current_client() -> Any:
+    """The active ``distributed.Client``, or None (dask's local schedulers run the work)."""
+    try:
+        from distributed import default_client
+
+        return default_client()
+    except (ImportError, ValueError):
+        return None
+
+
+def checked_client() -> Any:
+    """The active client, once its workers are known to run this dshift (else None).
+
+    Every public entry point calls it before building any task (see :func:`check_workers`).
+    """
+    client = current_client()
+    if client is not None:
+        check_workers(client)
+    return client
+
+
+def _local_versions() -> list[str]:
+    return eval(_PROBE.format(names=PACKAGES))
+
+
+def check_workers(client: Any) -> None:
+    """Raise one line if a worker cannot import dshift or has other versions than here.
+
+    Checked once per client and set of workers (one ``client.run`` round trip).
+
+    Raises
+    ------
+    RuntimeError
+        Naming the worker, the package, both versions and how to install dshift there.
+    """
+    workers = frozenset(client.scheduler_info(n_workers=-1)["workers"])
+    if workers <= _checked.get(client.id, frozenset()):
+        return
+    want = dict(zip(PACKAGES, _local_versions()))
+    seen = client.run(eval, _PROBE.format(names=PACKAGES), on_error="return")
+    for worker, got in sorted(seen.items()):
+        if isinstance(got, BaseException):
+            raise RuntimeError(
+                f"Worker {worker} cannot run dshift ({type(got).__name__}: {got}); install "
+                f"the client's versions on every worker: {_pins(want)} (see the README, "
+                "'Cluster use')."
+            )
+        for name, have in zip(PACKAGES, got):
+            if have != want[name]:
+                raise RuntimeError(
+                    f"Worker {worker} has {name} {have}, this client {want[name]}; install "
+                    f"the same versions on the client and every worker: {_pins(want)}."
+                )
+    _checked[client.id] = workers
+
+
+def _pins(versions: dict[str, str]) -> str:
+    return "pip install " + " ".join(f"{name}=={v}" for name, v in versions.items())
+
+
+def lost(client: Any) -> bool:
+    """Whether ``client`` has lost its scheduler (reconnecting, or closed)."""
+    return client is not None and client.status not in ("running", "newly-created")
+
+
+def lost_scheduler_error(checkpoint: Any = None) -> SchedulerLostError:
+    """The one-line error for a lost scheduler, saying how to resume."""
+    if checkpoint is not None:
+        how = (
+            f"the checkpoint {str(checkpoint)!r} holds the progress: run the same fit again "
+            "(same data, parameters and checkpoint) once the scheduler is back, and it resumes"
+        )
+    else:
+        how = (
+            "the fit must start again once the scheduler is back; pass a checkpoint (CLI: "
+            "--checkpoint FILE) to make a fit resumable"
+        )
+    return SchedulerLostError(f"Lost the connection to the Dask scheduler during the fit; {how}.")
+
+
+@contextlib.contextmanager
+def watch_scheduler(client: Any, checkpoint: Any = None) -> Iterator[None]:
+    """Run the block's computation, ending it promptly if the scheduler is lost.
+
+    A computation submitted while the client reconnects is never cancelled by
+    ``distributed`` and would wait forever; the watch cancels the client's futures once
+    the connection is lost, and the block then raises :class:`SchedulerLostError`.
+    """
+    if client is None:
+        yield
+        return
+    stop = threading.Event()
+
+    def watch() -> None:
+        while not stop.wait(WATCH_INTERVAL):
+            if lost(client):
+                # FutureState.cancel must run on the client's event loop
+                with contextlib.suppress(RuntimeError):  # the loop closed: nothing waits
+                    client.loop.add_callback(_cancel_all, client)
+                return
+
+    watcher = threading.Thread(target=watch, name="dshift-scheduler-watch", daemon=True)
+    watcher.start()
+    try:
+        yield
+    except (CancelledError, OSError) as exc:
+        if lost(client):
+            raise lost_scheduler_error(checkpoint) from exc
+        raise
+    finally:
+        stop.set()
+
+
+def _cancel_all(client: Any) -> None:
+    for state in list(client.futures.values()):
+        state.cancel(reason="scheduler-connection-lost", msg="dshift: the scheduler was lost")
