@@ -14,7 +14,7 @@ import dask
 import dask.array as da
 import numpy as np
 
-from dshift import _centers, _checkpoint, _kernels
+from dshift import _centers, _checkpoint, _kernels, _limits
 from dshift._bandwidth import estimate_bandwidth
 from dshift._grid import grid_summary
 from dshift._io import aligned_column, append_columns, as_dask_array, with_weights
@@ -29,7 +29,13 @@ from dshift._iterate import (
 )
 from dshift._modes import mode_label_blocks, mode_table
 from dshift._placement import PERSIST_FRACTION, Placement, available_memory
-from dshift._seeding import SEEDINGS, check_seeds, make_seeds, sample_rows
+from dshift._seeding import (
+    SEEDINGS,
+    bin_size_range_message,
+    check_seeds,
+    make_seeds,
+    sample_rows,
+)
 from dshift._zarr_input import inputs_of, verify_unchanged
 
 logger = logging.getLogger(__name__)
@@ -311,6 +317,12 @@ class MeanShift:
                 f"bandwidth must be a positive finite number or None, got {bw!r}; pass e.g. "
                 "bandwidth=dshift.estimate_bandwidth(X), or None to estimate it."
             )
+        if bw is not None and not _limits.bandwidth_in_range(bw):
+            raise ValueError(
+                f"bandwidth={bw!r} is outside dshift's supported range "
+                f"{_limits.BANDWIDTH_RANGE} (see dshift._limits); rescale X and the bandwidth "
+                "by the same factor (the centers scale with them), or pass None to estimate it."
+            )
         if self.kernel not in _kernels.KERNELS:
             raise bad("kernel", f"one of {sorted(_kernels.KERNELS)}")
         if self.label_method not in LABEL_METHODS:
@@ -339,6 +351,8 @@ class MeanShift:
             isinstance(self.bin_size, Real) and math.isfinite(self.bin_size) and self.bin_size > 0
         ):
             raise bad("bin_size", "a positive number or None")
+        if self.bin_size is not None and not _limits.bandwidth_in_range(self.bin_size):
+            raise ValueError(bin_size_range_message(self.bin_size))
         if not (isinstance(self.tol, Real) and math.isfinite(self.tol) and self.tol >= 0):
             raise bad("tol", "a non-negative number")
         if not isinstance(self.cluster_all, (bool, np.bool_)):
@@ -617,7 +631,7 @@ class MeanShift:
             )
         rs = 0 if self.random_state is None else self.random_state
         sample = sample_rows(X, n, rs).astype(np.float64)
-        check_finite(int(sample.size - np.count_nonzero(np.isfinite(sample))))
+        check_finite(_limits.count_out_of_range(sample))
         own = _kernels.kth_neighbor_distances(sample, self.adaptive_k)
         mean = float(own.mean())
         if mean == 0:
@@ -625,7 +639,13 @@ class MeanShift:
                 f"The sampled points' {self.adaptive_k}-th neighbours are all duplicates "
                 "(distance 0); raise adaptive_k."
             )
-        floor = 1e-3 * mean  # duplicates would give a zero bandwidth
+        if not _limits.bandwidth_in_range(mean):
+            raise ValueError(
+                f"The mean adaptive bandwidth {mean:g} is outside dshift's supported range "
+                f"{_limits.BANDWIDTH_RANGE} (see dshift._limits); rescale X."
+            )
+        # duplicates would give a zero bandwidth
+        floor = max(1e-3 * mean, _limits.MIN_BANDWIDTH)
         k, d = self.adaptive_k, X.shape[1]
 
         def knn(data: da.Array) -> da.Array:
@@ -648,7 +668,8 @@ class MeanShift:
         return {k: v for k, v in self.get_params().items() if k not in skip}
 
     def _bandwidth(self, X: da.Array) -> float:
-        """The given bandwidth, or one estimated on a sample of X."""
+        """The given bandwidth, or one estimated on a sample of X (refused outside the
+        supported range, see :mod:`dshift._limits`; 0 is kept for the flat kernel)."""
         if self.bandwidth is not None:
             return float(self.bandwidth)
         bandwidth = estimate_bandwidth(
@@ -659,6 +680,13 @@ class MeanShift:
                 "The estimated bandwidth is 0 (the sampled points' neighbours are "
                 f"duplicates); the {self.kernel} kernel needs bandwidth > 0: pass "
                 "bandwidth explicitly."
+            )
+        if bandwidth != 0 and not _limits.bandwidth_in_range(bandwidth):  # 0: flat, duplicates
+            factor = 10.0 ** -round(math.log10(bandwidth))
+            raise ValueError(
+                f"The estimated bandwidth {bandwidth:g} is outside dshift's supported range "
+                f"{_limits.BANDWIDTH_RANGE} (see dshift._limits); rescale X (e.g. X * "
+                f"{factor:g} gives a bandwidth near 1), or pass a bandwidth within the range."
             )
         return float(bandwidth)
 

@@ -15,6 +15,7 @@ import dask.array as da
 import numpy as np
 import zarr
 
+from dshift import _limits
 from dshift._cluster import checked_client
 from dshift._zarr_input import open_input, open_zarr_array, read_rows
 
@@ -192,7 +193,9 @@ def aligned_column(X: da.Array, values: Any, name: str, *, positive: bool) -> da
     name : str
         Name in messages (``"sample_weight"``, ``"point_bandwidth"``).
     positive : bool
-        Values must be > 0 (else >= 0, and not all 0).
+        Values are bandwidths: each must be within dshift's bandwidth range [1e-150, 1e150].
+        Else they are weights: each must be finite and >= 0, and their total within the
+        range [1e-150, 1e150] (see :mod:`dshift._limits`), so weighted sums stay finite.
 
     Returns
     -------
@@ -232,16 +235,32 @@ def aligned_column(X: da.Array, values: Any, name: str, *, positive: bool) -> da
     else:
         col = col.rechunk((X.chunks[0],))
     col = col.astype(np.float64)
-    ok = (col > 0) if positive else (col >= 0)
-    bad, total = dask.compute((~ok | ~da.isfinite(col)).sum(), col.sum())
-    if bad:
-        rule = "> 0" if positive else ">= 0"
+    if positive:  # bandwidths
+        low, high = _limits.MIN_BANDWIDTH, _limits.MAX_BANDWIDTH
+    else:  # weights: none above the largest total
+        low, high = 0.0, _limits.MAX_TOTAL_WEIGHT
+    ok = (col >= low) & (col <= high)  # false for NaN and inf too
+    # the total of the values in range only: it cannot overflow
+    bad, total = dask.compute((~ok).sum(), da.where(ok, col, 0.0).sum())
+    if bad and positive:
         raise ValueError(
-            f"{name} contains {int(bad)} {'non-positive' if positive else 'negative'}, NaN or "
-            f"infinite value(s); every value must be finite and {rule}."
+            f"{name} contains {int(bad)} non-positive, NaN, infinite or out-of-range value(s); "
+            f"every value must be in dshift's bandwidth range {_limits.BANDWIDTH_RANGE}."
+        )
+    if bad:
+        raise ValueError(
+            f"{name} contains {int(bad)} negative, NaN or infinite value(s) or value(s) above "
+            f"{high:g}; every value must be finite and >= 0, and their total in dshift's range "
+            f"{_limits.WEIGHT_RANGE} (multiply the weights by a constant to bring it there)."
         )
     if total <= 0:
         raise ValueError(f"{name} is 0 for every point; give at least one point a positive value.")
+    if not positive and not _limits.MIN_TOTAL_WEIGHT <= total <= _limits.MAX_TOTAL_WEIGHT:
+        raise ValueError(
+            f"{name} sums to {total:g}, outside dshift's supported range {_limits.WEIGHT_RANGE} "
+            "for the total weight (see dshift._limits); multiply the weights by a constant "
+            "(the centers and labels stay the same, intensity_ and cluster_sizes_ scale with it)."
+        )
     return col
 
 
