@@ -1,8 +1,10 @@
 """Larger than memory, for real: a Zarr dataset 3x the workers' total memory limit is
 clustered by streaming it, and no worker's peak memory reaches its limit.
 
-The default (2 workers x 400 MB, 2.4 GB of points) runs in CI in about three minutes; set
-DSHIFT_OOC_WORKER_MB / DSHIFT_OOC_RATIO to run bigger. The figures are printed.
+The default (2 workers x 400 MB, 2.4 GB of points) runs in CI in about three minutes, and
+took 7 minutes on a 2-core machine with two CPU-bound processes beside it; set
+DSHIFT_OOC_WORKER_MB / DSHIFT_OOC_RATIO to run bigger. The figures (times included) are
+printed, never asserted: speed is for benchmarks/.
 """
 
 import os
@@ -55,7 +57,7 @@ def test_adjusted_rand_index_matches_sklearn():
     assert adjusted_rand_index(table) == pytest.approx(adjusted_rand_score(a, b), abs=1e-12)
 
 
-@pytest.mark.timeout(600)
+@pytest.mark.timeout(1800)  # only bounds a hang: a loaded machine took 415 s
 def test_fit_streams_data_three_times_the_cluster_memory(tmp_path):
     limit = WORKER_MB * 2**20
     nbytes = RATIO * N_WORKERS * limit
