@@ -39,7 +39,8 @@ FITS = 20
 #: 250,000 x 3 float64 points = 6 MB: large enough for a leaked copy to show in RSS.
 N_SAMPLES = 250_000
 #: Tighter blobs than the benchmark's (std 0.5): 6 iterations per fit instead of ~24, so
-#: the test takes ~25 s on 2 cores (under a minute with the machine shared).
+#: the test takes ~25 s on 2 idle cores (67 s measured with the machine shared, 91 s with
+#: two CPU-bound processes beside it; the timeout below only bounds a hang).
 CLUSTER_STD = 0.5
 #: Worker RSS growth from fit 5 to fit 20 (MB) above which the test fails.
 MAX_GROWTH_MB = 8.0
@@ -60,7 +61,7 @@ def load_soak():
     return sys.modules[name]
 
 
-@pytest.mark.timeout(300)
+@pytest.mark.timeout(900)
 def test_twenty_fits_leave_no_tasks_futures_data_or_memory_growth(tmp_path):
     soak = load_soak()
     start = time.perf_counter()
