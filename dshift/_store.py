@@ -1,22 +1,78 @@
-"""Writing Zarr groups so that a reader never sees a half-written result.
+"""Writing Zarr groups so that a reader never sees a half-written result, and no input is
+ever touched.
 
 Nothing in Zarr is atomic, so a group is written under a hidden temporary sibling name and
 published by a rename once complete. On a local file system the rename is atomic; on object
 stores (``s3://``...) fsspec copies then deletes, which is as close as they allow. An
 existing output is replaced only with ``overwrite=True``, and only after the new one is
-complete.
+complete. An output that is, holds or lies inside one of the inputs, a symbolic link, or a
+path under a directory that cannot be written is refused before anything is computed
+(:func:`check_writable`). An interrupted write (an error, Ctrl-C, SIGTERM) waits for the
+chunk writes already running, then removes the temporary group.
 """
 
 from __future__ import annotations
 
 import os
+import signal
+import threading
+import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
 from contextlib import contextmanager
 
+import dask
 import dask.array as da
 import fsspec
 import zarr
+
+from dshift._cluster import current_client
+
+#: Seconds an interrupted write waits for the chunk writes already running on the workers.
+DRAIN_SECONDS = 120.0
+#: Seconds between two looks for a held interrupt while a store computes.
+POLL_SECONDS = 0.1
+#: The signals held while a group is written.
+HELD_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+#: The signals received while held (None: not holding).
+_held: list[int] | None = None
+
+
+class _Interrupted(BaseException):
+    """A store stopped for a held signal; the signal is delivered once the group is gone
+    (its handler's exception, e.g. KeyboardInterrupt, then replaces this one)."""
+
+
+@contextmanager
+def _interrupts_held() -> Iterator[None]:
+    """Hold SIGINT and SIGTERM while a group is written, then deliver them.
+
+    A Zarr call interrupted in this thread goes on writing in Zarr's I/O thread, and a
+    dask task keeps running after its computation is cancelled: either can write into the
+    temporary group after it was removed. So signals are held; :func:`run_to_the_end`
+    looks for them while it waits, stops its tasks and raises; the group is removed; then
+    the signal is delivered to its own handler (KeyboardInterrupt for Ctrl-C). Only the
+    main thread can hold signals; elsewhere this does nothing.
+    """
+    global _held
+    if _held is not None or threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    _held = pending = []
+    previous = {
+        sig: signal.signal(sig, lambda signum, frame: pending.append(signum))
+        for sig in HELD_SIGNALS
+    }
+    try:
+        yield
+    finally:
+        _held = None
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+        for sig in pending[:1]:
+            signal.raise_signal(sig)
 
 
 def _normalize(path: str | os.PathLike) -> str:
@@ -24,19 +80,105 @@ def _normalize(path: str | os.PathLike) -> str:
     return url if "://" in url else os.path.abspath(url)
 
 
-def check_writable(path: str | os.PathLike, *, overwrite: bool = False) -> str:
-    """Raise ``FileExistsError`` if ``path`` exists and ``overwrite`` is False.
+def _location(path: str | os.PathLike) -> str:
+    """Where a path or URL points, for comparisons: symbolic links resolved on local paths."""
+    url = _normalize(path)
+    if url.startswith("file://"):
+        url = url.removeprefix("file://")
+    return os.path.realpath(url) if "://" not in url else url
+
+
+def _relation(output: str, other: str) -> str | None:
+    """How the output location relates to another one: "is", "holds", "lies inside", None."""
+    if output == other:
+        return "is"
+    if other.startswith(output.rstrip("/") + "/"):
+        return "holds"
+    if output.startswith(other.rstrip("/") + "/"):
+        return "lies inside"
+    return None
+
+
+def check_writable(
+    path: str | os.PathLike,
+    *,
+    overwrite: bool = False,
+    inputs: Iterable[str | os.PathLike | None] = (),
+) -> str:
+    """Refuse an output that cannot or must not be written; return its absolute path or URL.
 
     Call it before any long computation whose result goes to ``path``.
+
+    Parameters
+    ----------
+    path : str or path-like
+        The output (local path or fsspec URL).
+    overwrite : bool, default=False
+        Whether an existing output may be replaced.
+    inputs : iterable of str or path-like
+        What the computation reads (None entries are ignored): the output may not be one
+        of them, hold one, or lie inside one.
+
+    Raises
+    ------
+    ValueError
+        The output is, holds or lies inside an input.
+    FileExistsError
+        The output exists and ``overwrite`` is False, or it is a symbolic link.
+    PermissionError
+        A local output whose nearest existing directory cannot be written.
+
+    Examples
+    --------
+    >>> check_writable("/data/points.zarr", inputs=["/data/points.zarr/X"])
+    Traceback (most recent call last):
+    ...
+    ValueError: Output '/data/points.zarr' holds the input '/data/points.zarr/X'; dshift ...
     """
     url = _normalize(path)
+    target = _location(path)
+    for source in inputs:
+        if source is None:
+            continue
+        relation = _relation(target, _location(source))
+        if relation is not None:
+            raise ValueError(
+                f"Output {os.fspath(path)!r} {relation} the input {os.fspath(source)!r}; "
+                "dshift never writes over or inside its inputs: choose an output path "
+                "outside them."
+            )
+    local = "://" not in url
+    if local and os.path.islink(url):
+        raise FileExistsError(
+            f"Output {os.fspath(path)!r} is a symbolic link (to {os.readlink(url)!r}); dshift "
+            "does not write through links it did not create: pass the target path itself, "
+            "or another path."
+        )
     fs, root = fsspec.core.url_to_fs(url)
     if fs.exists(root) and not overwrite:
         raise FileExistsError(
             f"Output {os.fspath(path)!r} already exists; pass overwrite=True (CLI: "
             "--overwrite) to replace it, or choose another output path."
         )
+    if local:
+        _check_directory_writable(url, path)
     return url
+
+
+def _check_directory_writable(url: str, path: str | os.PathLike) -> None:
+    """The nearest existing ancestor of ``url``'s directory must be a writable directory."""
+    parent = os.path.dirname(url)
+    while not os.path.lexists(parent):
+        parent = os.path.dirname(parent)
+    if not os.path.isdir(parent):
+        raise NotADirectoryError(
+            f"Output {os.fspath(path)!r} cannot be created: {parent!r} is not a directory."
+        )
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise PermissionError(
+            f"Output {os.fspath(path)!r} cannot be written: the directory {parent!r} is "
+            "read-only (permissions or a read-only file system); choose another output path."
+        )
 
 
 def _sibling(url: str, prefix: str) -> str:
@@ -56,23 +198,24 @@ def atomic_group(path: str | os.PathLike, *, overwrite: bool = False) -> Iterato
     fs, root = fsspec.core.url_to_fs(url)
     tmp_url = _sibling(url, "tmp")
     tmp_root = fsspec.core.url_to_fs(tmp_url)[1]
-    try:
-        yield zarr.open_group(tmp_url, mode="w-")
-        check_writable(path, overwrite=overwrite)
-        if fs.exists(root):
-            old_root = fsspec.core.url_to_fs(_sibling(url, "old"))[1]
-            fs.mv(root, old_root, recursive=True)
-            try:
+    with _interrupts_held():
+        try:
+            yield zarr.open_group(tmp_url, mode="w-")
+            check_writable(path, overwrite=overwrite)
+            if fs.exists(root):
+                old_root = fsspec.core.url_to_fs(_sibling(url, "old"))[1]
+                fs.mv(root, old_root, recursive=True)
+                try:
+                    fs.mv(tmp_root, root, recursive=True)
+                except BaseException:
+                    fs.mv(old_root, root, recursive=True)
+                    raise
+                fs.rm(old_root, recursive=True)
+            else:
                 fs.mv(tmp_root, root, recursive=True)
-            except BaseException:
-                fs.mv(old_root, root, recursive=True)
-                raise
-            fs.rm(old_root, recursive=True)
-        else:
-            fs.mv(tmp_root, root, recursive=True)
-    finally:
-        if fs.exists(tmp_root):
-            fs.rm(tmp_root, recursive=True)
+        finally:
+            if fs.exists(tmp_root):
+                fs.rm(tmp_root, recursive=True)
 
 
 def store_rows(
@@ -105,5 +248,72 @@ def store_rows(
         config={"write_empty_chunks": True},
         **extra,
     )
-    da.store(arr, target, lock=False, compute=True)
+    run_to_the_end(da.store(arr, target, lock=False, compute=False))
     return target
+
+
+def run_to_the_end(work) -> None:
+    """Compute ``work`` (a dask collection); if a signal is held meanwhile (see
+    :func:`_interrupts_held`), stop it, wait for the tasks already running, and raise.
+
+    With a distributed client the pending tasks are cancelled and the running ones are
+    awaited on the workers (at most ``DRAIN_SECONDS``); on dask's threaded scheduler the
+    thread pool is shut down, waiting for its running tasks. Either way no chunk is
+    written after this returns or raises.
+    """
+    client = current_client()
+    if client is not None:
+        (work,) = dask.optimize(work)  # the keys the workers run (fusion renames them)
+        future = client.compute(work, optimize_graph=False)
+        keys = {str(key) for key in work.__dask_graph__()}
+        _wait_or_stop(
+            lambda: future.result(timeout=POLL_SECONDS), lambda: _drain(client, future, keys)
+        )
+        return
+    pool = ThreadPoolExecutor(os.cpu_count() or 1)
+    with ThreadPoolExecutor(1) as runner:
+        job = runner.submit(dask.compute, work, scheduler="threads", pool=pool)
+
+        def stop() -> None:
+            pool.shutdown(wait=True, cancel_futures=True)
+            job.exception()  # the compute ends once its pool refuses new tasks
+
+        try:
+            _wait_or_stop(lambda: job.result(timeout=POLL_SECONDS), stop)
+        finally:
+            pool.shutdown(wait=True)
+
+
+def _wait_or_stop(wait: Callable[[], object], stop: Callable[[], None]) -> None:
+    """Call ``wait()`` until it returns; on a held signal (or any exception), ``stop()``."""
+    try:
+        while True:
+            try:
+                wait()
+                return
+            except (TimeoutError, FutureTimeout):
+                if _held:
+                    raise _Interrupted(
+                        f"interrupted by signal {_held[0]} while writing; nothing was written"
+                    ) from None
+    except BaseException:
+        stop()
+        raise
+
+
+def _drain(client, future, keys: set[str]) -> None:
+    """Cancel ``future``, then wait until no task of ``keys`` runs in a worker's thread.
+
+    A cancelled task that already runs is not stopped: the scheduler forgets it, but the
+    worker's call stack (``Client.call_stack``) still shows it until it returns.
+    """
+    try:
+        client.cancel(future)
+        deadline = time.monotonic() + DRAIN_SECONDS
+        while time.monotonic() < deadline:
+            running = {str(k) for stacks in client.call_stack().values() for k in stacks}
+            if not running & keys:
+                return
+            time.sleep(0.05)
+    except Exception:  # the client or scheduler is gone: nothing more can be known
+        return

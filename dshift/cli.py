@@ -2,13 +2,17 @@
 
 Every command runs on a Dask cluster: ``--scheduler ADDRESS`` connects to a running one,
 otherwise an embedded LocalCluster on 127.0.0.1 is started (``--workers``, ``--threads``,
-``--memory-limit``). Errors print one line and exit with status 1.
+``--memory-limit``). What can be checked without a cluster (parameters, the inputs'
+metadata, the outputs' paths, the checkpoint's path) is checked before one starts. Errors
+print one line and exit with status 1; an interrupt (Ctrl-C, SIGTERM) removes what was
+being written, prints one line and exits with status 130 or 143.
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import signal
 import time
 from collections.abc import Iterator
 from concurrent.futures import CancelledError
@@ -20,19 +24,38 @@ import numpy as np
 import zarr
 from distributed import KilledWorker
 
-from dshift import _results, _store, datasets
+from dshift import _checkpoint, _results, _store, datasets
+from dshift._cluster import check_workers
 from dshift._estimator import MeanShift
 from dshift._zarr_input import open_zarr_array
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised where the main thread runs so that the same cleanup runs as on Ctrl-C."""
+
+
+def _terminate(signum: int, frame: Any) -> None:
+    raise Terminated()
 
 
 class _OneLineErrors(click.Group):
     """Turn expected failures (bad input, missing files...) into one-line errors."""
 
     def invoke(self, ctx: click.Context) -> Any:
+        previous = signal.signal(signal.SIGTERM, _terminate)
         try:
             return super().invoke(ctx)
         except (click.ClickException, click.exceptions.Exit, click.Abort):
             raise
+        except KeyboardInterrupt as exc:
+            name, code = ("SIGTERM", 143) if isinstance(exc, Terminated) else ("Ctrl-C", 130)
+            click.echo(
+                f"Error: interrupted ({name}); nothing was left half-written (an output "
+                "appears only when complete). Run the command again to redo it (a fit with "
+                "--checkpoint resumes).",
+                err=True,
+            )
+            ctx.exit(code)
         except (
             ValueError,
             TypeError,
@@ -45,6 +68,8 @@ class _OneLineErrors(click.Group):
         ) as exc:
             message = str(exc).strip().splitlines()[0] if str(exc).strip() else repr(exc)
             raise click.ClickException(message) from None
+        finally:
+            signal.signal(signal.SIGTERM, previous)
 
 
 def cluster_options(func):
@@ -212,7 +237,12 @@ def dask_client(
 
     scheduler, security = tls_security(scheduler, tls_ca_file, tls_cert, tls_key)
     if scheduler:
+        # Failures reach the user as one line; the client's logged tracebacks (a lost
+        # scheduler, reconnection attempts) would not.
+        for handler in logging.getLogger("distributed").handlers:
+            handler.setLevel(logging.CRITICAL)
         with _connect(scheduler, security) as client:
+            check_workers(client)  # before any task: a worker without dshift never answers
             click.echo(f"Connected to {scheduler}; dashboard: {client.dashboard_link}")
             yield client
         return
@@ -389,8 +419,16 @@ def fit_cmd(input_path, output, overwrite, orphans, sample_weight, point_bandwid
       dshift fit data/blobs.zarr/X result.zarr --kernel flat --bandwidth 2 --seeding bin
     """
     cluster = {k: options.pop(k) for k in CLUSTER_OPTIONS}
-    _store.check_writable(output, overwrite=overwrite)
     model = MeanShift(cluster_all=not orphans, **options)
+    model._validate_params()
+    checkpoint = options["checkpoint"]
+    inputs = [input_path, sample_weight, point_bandwidth]
+    for path in filter(None, inputs):
+        open_zarr_array(path)  # exists, and is an array
+    if checkpoint is not None:
+        _checkpoint.check_path(checkpoint)
+        inputs += [checkpoint, _checkpoint.steps_dir(checkpoint)]
+    _store.check_writable(output, overwrite=overwrite, inputs=inputs)
     with dask_client(**cluster):
         fit_with_progress(model, input_path, sample_weight, point_bandwidth)
         _report(model)
@@ -414,7 +452,7 @@ def predict_cmd(result, input_path, output, overwrite, **cluster):
     Example:
       dshift predict result.zarr data/new.zarr/X new-labels.zarr
     """
-    _store.check_writable(output, overwrite=overwrite)
+    _store.check_writable(output, overwrite=overwrite, inputs=[result, input_path])
     model = _results.read_model(result)
     stored_rows = open_zarr_array(input_path).chunks[0]
     with dask_client(**cluster):
@@ -441,6 +479,7 @@ def estimate_bandwidth_cmd(input_path, quantile, n_samples, seed, **cluster):
     """
     from dshift._bandwidth import estimate_bandwidth
 
+    open_zarr_array(input_path)  # exists, and is an array: before any cluster starts
     with dask_client(**cluster):
         value = estimate_bandwidth(input_path, quantile, n_samples, random_state=seed)
     click.echo(f"{value:.6g}")
@@ -461,7 +500,7 @@ def plot_cmd(result, input_path, png, n_points, overwrite):
     """
     from dshift.plotting import plot_fit
 
-    _store.check_writable(png, overwrite=overwrite)
+    _store.check_writable(png, overwrite=overwrite, inputs=[result, input_path])
     click.echo(f"Plot: {plot_fit(input_path, _results.read_model(result), png, n_points=n_points)}")
 
 
