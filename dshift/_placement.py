@@ -15,6 +15,8 @@ from typing import TypeVar
 
 import dask
 import dask.array as da
+import numpy as np
+from dask.base import tokenize
 
 from dshift import _kernels
 from dshift._cluster import current_client, watch_scheduler
@@ -62,17 +64,28 @@ def available_memory() -> int:
 
 
 def loop_data(
-    X: da.Array, *, persist: bool, spatial_order: bool, n_features: int | None = None
+    X: da.Array,
+    *,
+    persist: bool,
+    spatial_order: bool,
+    n_features: int | None = None,
+    attempt: int = 0,
 ) -> da.Array:
     """The copy of X the iterations read: Morton-ordered within chunks, and/or persisted.
 
     Row order within a chunk does not change the sums (only their rounding), and spatially
     ordered rows let the compact kernels skip whole tiles. Sorting costs one pass, so it is
-    done only for data kept in memory.
+    done only for data kept in memory. The persisted copy's keys depend on ``attempt``: a
+    copy placed again after a worker was lost never shares keys with the lost one (a
+    computation on keys the scheduler is still releasing is cancelled as "lost
+    dependencies").
     """
     if persist:
+        name = "loop-data-" + tokenize(X.name, spatial_order, n_features, attempt)
         if spatial_order:
-            X = X.map_blocks(_kernels.spatially_sorted, n_features, dtype=X.dtype)
+            X = X.map_blocks(_kernels.spatially_sorted, n_features, dtype=X.dtype, name=name)
+        elif attempt:
+            X = X.map_blocks(np.asarray, dtype=X.dtype, name=name)
         X = X.persist()
     return X
 
@@ -127,6 +140,7 @@ class Placement:
             persist=self.persist,
             spatial_order=self.spatial_order,
             n_features=self.n_features,
+            attempt=self.recoveries,
         )
 
     def run(self, step: Callable[[], T]) -> T:

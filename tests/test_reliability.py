@@ -92,12 +92,31 @@ def test_fit_survives_a_worker_killed_during_an_iteration(client3):
     params = dict(bandwidth=2, kernel="gaussian", max_iter=8, row_chunks=20_000)
     reference = MeanShift(**params).fit(X)
     model = MeanShift(**params)
-    timer = None
+    killed: list[object] = []  # the killed worker's address, or the killer's exception
+    fit_done = threading.Event()
+
+    def kill_while_a_chunk_task_runs() -> None:
+        try:
+            while not fit_done.is_set():  # a condition, not a delay: a chunk is computing
+                busy = {w: t for w, t in client3.processing().items() if t}
+                held = client3.has_what()
+                targets = [w for w in busy if held.get(w)]
+                if targets:
+                    pid = client3.run(os.getpid, workers=[targets[0]])[targets[0]]
+                    os.kill(pid, signal.SIGKILL)
+                    killed.append(targets[0])
+                    return
+        except Exception as exc:  # reported by the test thread
+            killed.append(exc)
+
+    killer = None
     for _ in model.iter_fit(X):
-        if timer is None:
-            timer = threading.Timer(0.05, _kill_busiest_worker, args=(client3,))
-            timer.start()
-    timer.join()
+        if killer is None:  # after iteration 0: the next ones run while the killer looks
+            killer = threading.Thread(target=kill_while_a_chunk_task_runs, daemon=True)
+            killer.start()
+    fit_done.set()
+    killer.join(timeout=120)
+    assert killed and isinstance(killed[0], str), killed
     np.testing.assert_array_equal(model.cluster_centers_, reference.cluster_centers_)
     np.testing.assert_array_equal(model.labels_, reference.labels_)
     client3.wait_for_workers(3, timeout=60)
