@@ -5,9 +5,12 @@ nothing in a path says whether the content behind it changed. So every Zarr inpu
 reads is opened through :func:`open_input`, which
 
 - makes a local path absolute on the client (a worker may run in another directory);
-- lists the array's stored objects once, with their size and version (modification time on
-  a file system, ETag or modification time on an object store): a *manifest*. A chunk of
-  the array's grid that is not in it is an error before anything is computed;
+- lists the array's stored objects once, with their size and version (modification time in
+  nanoseconds and inode on a file system; ETag, generation or modification time on an
+  object store): a *manifest*. A chunk of the array's grid that is not in it is an error
+  before anything is computed;
+- with a distributed client, has every worker open the array and compares the shape,
+  dtype and listing it sees with the client's (:func:`check_workers_read`);
 - names the dask keys of the reads after the manifest, so new content gets new keys and a
   cluster never hands a fit the cached chunks of an older version of the same path;
 - checks, in every read, that each stored chunk it covers still has the size and version
@@ -131,7 +134,7 @@ class _Files:
                     path = os.path.join(top, name)
                     key = os.path.relpath(path, self.base).replace(os.sep, "/")
                     st = os.stat(path)
-                    out[key] = (st.st_size, st.st_mtime_ns)
+                    out[key] = (st.st_size, st.st_mtime_ns, st.st_ino)
             return out
         if self.kind == "fsspec":
             infos = _sync(self.store.fs._find(self.base, detail=True))
@@ -149,7 +152,7 @@ class _Files:
                 st = os.stat(os.path.join(self.base, key))
             except FileNotFoundError:
                 return None
-            return (st.st_size, st.st_mtime_ns)
+            return (st.st_size, st.st_mtime_ns, st.st_ino)
         if self.kind == "fsspec":
             try:
                 return _fsspec_stamp(_sync(self.store.fs._info(f"{self.base}/{key}")))
@@ -205,7 +208,7 @@ class ZarrInput:
         shape = self.array.shape
         per_row = [range(-(-n // c)) for n, c in zip(shape[1:], grid[1:])]
         out = []
-        for i in range(start // grid[0], -(-stop // grid[0])):
+        for i in range(start // grid[0], -(-min(stop, shape[0]) // grid[0])):
             for rest in np.ndindex(*[len(r) for r in per_row]):
                 key = self.array.metadata.encode_chunk_key((i, *rest))
                 out.append((key, i * grid[0], min(shape[0], (i + 1) * grid[0])))
