@@ -1,6 +1,7 @@
 """dshift: mean shift clustering for data larger than memory, on a Dask cluster."""
 
 from dshift._bandwidth import estimate_bandwidth
+from dshift._cluster import SchedulerLostError
 from dshift._estimator import MeanShift, NotFittedError, mean_shift
 from dshift._iterate import Step
 from dshift._results import write_result
@@ -11,6 +12,7 @@ __version__ = "0.1.0"
 __all__ = [
     "MeanShift",
     "NotFittedError",
+    "SchedulerLostError",
     "Step",
     "__version__",
     "estimate_bandwidth",
