@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import uuid
 from typing import Any
 
 import numpy as np
@@ -79,12 +80,26 @@ def plot_fit(
         ax.set_ylabel(f"feature {j}" if two_d else "")
     fig.tight_layout()
     path = os.fspath(path)
-    tmp = os.path.join(os.path.dirname(os.path.abspath(path)), f".{os.path.basename(path)}.tmp")
-    try:  # written under a temporary name, then renamed: never a half-written PNG
-        fig.savefig(tmp, dpi=100, format=os.path.splitext(path)[1][1:] or "png")
-        os.replace(tmp, path)
+    try:
+        _save_atomically(fig, path)
     finally:
         plt.close(fig)
-        if os.path.exists(tmp):
-            os.remove(tmp)
     return path
+
+
+def _save_atomically(fig, path: str) -> None:
+    """Save ``fig`` to a new file of a random name beside ``path`` (created exclusively, so
+    nothing planted there is followed or overwritten), then rename it to ``path``: never a
+    half-written image, and a link at ``path`` is replaced, not written through."""
+    directory = os.path.dirname(os.path.abspath(path))
+    tmp = os.path.join(directory, f".{os.path.basename(path)}.{uuid.uuid4().hex}.tmp")
+    # O_EXCL: fails rather than open anything already there (symbolic links included);
+    # mode 0o666 less the umask, as any new file (mkstemp's 0o600 would hide the image)
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            fig.savefig(f, dpi=100, format=os.path.splitext(path)[1][1:] or "png")
+        os.replace(tmp, path)
+    finally:
+        if os.path.lexists(tmp):
+            os.remove(tmp)
