@@ -6,14 +6,26 @@ previous iteration's file intact, and a directory ``PATH.steps`` with one file p
 iteration's history record, each written once. It records a fingerprint of the parameters
 that decide the result and of the input data, and is only ever resumed by a fit with the
 same ones.
+
+Reading treats both as untrusted input: only regular files are opened (never a link, FIFO
+or device), and every member's zip entry, ``.npy`` header (dtype, shape against the data
+and the other members), the metadata's fields and the values are checked before anything
+is allocated; whatever is wrong is refused with a one-line ``ValueError``.
 """
 
 from __future__ import annotations
 
+import functools
 import json
+import math
 import os
+import re
+import stat
+import struct
 import tempfile
 import zipfile
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from numbers import Integral, Real
 from typing import Any
@@ -24,8 +36,9 @@ import numpy as np
 
 from dshift._iterate import LoopState, Step, compute_tree
 
-#: Version of the file layout; a checkpoint of another version is refused.
-FORMAT = 1
+#: Version of the file layout; a checkpoint of another version is refused. 2: integer
+#: parameters are fingerprinted exactly (1 turned them into floats).
+FORMAT = 2
 #: Rows hashed at a time (bounds the temporaries of the fingerprint pass).
 _TILE_ROWS = 65_536
 _MASK = np.uint64(0xFFFFFFFFFFFFFFFF)
@@ -88,7 +101,23 @@ def data_fingerprint(X: da.Array) -> str:
 
 
 def check_path(path: Any) -> None:
-    """Refuse a checkpoint path that cannot be written atomically, before any data is read."""
+    """Refuse a checkpoint path that cannot be written atomically, before any data is read.
+
+    The path must be a local file path whose directory exists; if something is there, it
+    must be a regular file (not a directory, FIFO, device, socket or symbolic link: the
+    checkpoint is replaced by a rename, which would replace a link rather than write
+    through it), and ``PATH.steps``, if present, a directory (not a link).
+
+    Parameters
+    ----------
+    path : str or path-like
+        The checkpoint path given to the fit.
+
+    Raises
+    ------
+    TypeError, ValueError, FileNotFoundError, IsADirectoryError, NotADirectoryError
+        One line saying what is wrong with the path and what to pass instead.
+    """
     if not isinstance(path, (str, os.PathLike)):
         raise TypeError(f"checkpoint must be a file path or None, got {type(path).__name__}.")
     path = os.fspath(path)
@@ -102,14 +131,67 @@ def check_path(path: Any) -> None:
         raise FileNotFoundError(
             f"The directory of checkpoint {path!r} does not exist; create {directory!r} first."
         )
-    if os.path.isdir(path):
+    kind = _file_kind(path)
+    if kind == "directory":
         raise IsADirectoryError(
             f"checkpoint {path!r} is a directory; pass a file path such as {path}/fit.ckpt."
         )
+    if kind not in (None, "regular file"):
+        raise ValueError(
+            f"checkpoint {path!r} is a {kind}, not a regular file; pass the path of a "
+            "checkpoint file (or of one to create), not a link or special file."
+        )
+    steps = steps_dir(path)
+    kind = _file_kind(steps)
+    if kind not in (None, "directory"):
+        raise NotADirectoryError(
+            f"{steps!r} is a {kind}, not a directory; it holds the checkpoint's per-iteration "
+            "records: move it away, or pass another checkpoint path."
+        )
+
+
+_KINDS = {
+    stat.S_IFREG: "regular file",
+    stat.S_IFDIR: "directory",
+    stat.S_IFLNK: "symbolic link",
+    stat.S_IFIFO: "FIFO (named pipe)",
+    stat.S_IFSOCK: "socket",
+    stat.S_IFCHR: "character device",
+    stat.S_IFBLK: "block device",
+}
+
+
+def _file_kind(path: str) -> str | None:
+    """What is at ``path`` (symbolic links not followed), or None if nothing is."""
+    try:
+        mode = os.lstat(path).st_mode
+    except FileNotFoundError:
+        return None
+    return _KINDS.get(stat.S_IFMT(mode), "special file")
+
+
+def _number(value: Any) -> Any:
+    """A number as it decides the result: integers exactly (2**53 + 1 is not 2**53), and an
+    integral float as the same integer (bandwidth=2 and 2.0 fit alike)."""
+    if isinstance(value, bool) or not isinstance(value, Real):
+        return value
+    if isinstance(value, Integral):
+        return int(value)
+    value = float(value)
+    return int(value) if value.is_integer() else value
 
 
 def params_fingerprint(params: dict[str, Any]) -> dict[str, str]:
-    """The parameters that decide the result, as comparable strings."""
+    """The parameters that decide the result, as comparable strings.
+
+    Examples
+    --------
+    >>> params_fingerprint({"bandwidth": 2.0}) == params_fingerprint({"bandwidth": 2})
+    True
+    >>> seed = {"random_state": 2**53}
+    >>> params_fingerprint(seed) == params_fingerprint({"random_state": 2**53 + 1})
+    False
+    """
     out = {}
     for name, value in sorted(params.items()):
         if isinstance(value, np.random.Generator):
@@ -124,9 +206,7 @@ def params_fingerprint(params: dict[str, Any]) -> dict[str, str]:
                 value = f"array{arr.shape} {hash_rows(arr, 0):016x}"
             else:
                 value = arr.item()
-        if isinstance(value, (Integral, Real)) and not isinstance(value, bool):
-            value = float(value)
-        out[name] = repr(value)
+        out[name] = repr(_number(value))
     return out
 
 
@@ -216,40 +296,382 @@ def save(path: str | os.PathLike, ckpt: Checkpoint) -> None:
     )
 
 
-def load(path: str | os.PathLike, params: dict[str, str], data: str) -> Checkpoint | None:
-    """The checkpoint at ``path`` if it exists; refuse one made with other params or data."""
-    path = os.fspath(path)
-    if not os.path.exists(path):
-        return None
+# -- reading: the file is untrusted input, validated before anything is allocated ----------
+
+#: Largest JSON metadata member accepted (bytes of its .npy data).
+MAX_META_BYTES = 1 << 20
+#: Largest zip central directory accepted (a dozen entries take about 1 KiB), and most
+#: entries (the exact members are checked once the format is known).
+_MAX_DIRECTORY_BYTES = 1 << 16
+_MAX_MEMBERS = 64
+_SEEDINGS = ("given", "all", "bin", "sample")
+_F4, _F8 = np.dtype(np.float32), np.dtype(np.float64)
+_I8, _B1 = np.dtype(np.int64), np.dtype(np.bool_)
+#: The members of a checkpoint after ``meta`` and ``seeds``: dtype, and shape in units of
+#: "m" (seeds), "d" (features) and "t" (iterations done).
+_STATE = {
+    "centers": (_F8, "md"),
+    "active": (_B1, "m"),
+    "alive": (_B1, "m"),
+    "n_iter": (_I8, "m"),
+    "intensity": (_F8, "m"),
+    "local_bandwidth": (_F8, "m"),
+    "h_iteration": (_I8, "t"),
+    "h_n_computed": (_I8, "t"),
+    "h_max_shift": (_F8, "t"),
+    "h_elapsed": (_F8, "t"),
+}
+_STEP = {"centers": (_F8, "md"), "active": (_B1, "m"), "alive": (_B1, "m")}
+#: What reading a damaged file can raise (zipfile, numpy's header parser, json, os).
+_READ_ERRORS = (
+    OSError,
+    ValueError,
+    EOFError,
+    KeyError,
+    TypeError,
+    IndexError,
+    OverflowError,
+    RuntimeError,  # an "encrypted" member, RecursionError in json
+    struct.error,
+    zipfile.BadZipFile,
+    Warning,  # numpy's header parser warns of Python 2 headers (an error under -W error)
+)
+
+
+class _Invalid(Exception):
+    """What is wrong with a file, in a few words (becomes part of a one-line ValueError)."""
+
+
+def _one_line(text: Any, limit: int = 120) -> str:
+    """``text`` on one line, cut to ``limit`` characters (it may come from the file)."""
+    text = " ".join(str(text).split())
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+@contextmanager
+def _refusing(message: str, recover: str) -> Iterator[None]:
+    """Turn any reading error into ``ValueError(f"{message} ({detail}); {recover}")``."""
     try:
-        with np.load(path, allow_pickle=False) as f:
-            arrays = {k: f[k] for k in f.files}
-        meta = json.loads(str(arrays["meta"]))
-        if not isinstance(meta, dict) or not isinstance(meta.get("params"), dict):
-            raise ValueError("no dshift metadata")
-        missing = [k for k in ("data", "iteration", "bandwidth", "seeding") if k not in meta]
-        if missing:
-            raise KeyError(f"missing {missing}")
-    except (
-        OSError,
-        ValueError,
-        KeyError,
-        TypeError,
-        AttributeError,
-        EOFError,
-        zipfile.BadZipFile,
-    ) as exc:
-        raise ValueError(
-            f"Checkpoint {path!r} is not a readable dshift checkpoint ({exc!r}); delete it "
-            "to start afresh, or pass another checkpoint path."
-        ) from exc
-    if meta.get("format") != FORMAT:
-        raise ValueError(
-            f"Checkpoint {path!r} has format {meta.get('format')!r}, this dshift writes "
-            f"{FORMAT}; delete it to start afresh."
+        yield
+    except _Invalid as exc:
+        raise ValueError(f"{message} ({_one_line(exc, 300)}); {recover}") from exc
+    except _READ_ERRORS as exc:
+        detail = _one_line(f"{type(exc).__name__}: {exc}", 300)
+        raise ValueError(f"{message} ({detail}); {recover}") from exc
+
+
+@contextmanager
+def _open_archive(path: str) -> Iterator[zipfile.ZipFile]:
+    """The zip archive at ``path``: a regular file (no link, FIFO or device is opened),
+    whose central directory lists a few entries in a few KiB."""
+    kind = _file_kind(path)
+    if kind != "regular file":
+        raise _Invalid(f"it is a {kind}, not a regular file" if kind else "it does not exist")
+    flags = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0)
+    # non-blocking: a FIFO swapped in since the check above is not waited on
+    with open(os.open(path, flags), "rb") as f:
+        status = os.fstat(f.fileno())
+        if not stat.S_ISREG(status.st_mode):
+            raise _Invalid("it is not a regular file")
+        _check_directory(f.fileno(), status.st_size)
+        with zipfile.ZipFile(f) as archive:
+            yield archive
+
+
+def _check_directory(fd: int, size: int) -> None:
+    """Read the zip's end records (as zipfile will) and refuse a directory of more than
+    ``_MAX_MEMBERS`` entries or ``_MAX_DIRECTORY_BYTES``, before zipfile parses it."""
+    if size < 22:
+        raise _Invalid(f"{size} bytes, too short for a zip archive (truncated?)")
+    signature, *_, count, directory, _, comment = struct.unpack(
+        "<4s4H2LH", os.pread(fd, 22, size - 22)
+    )
+    if signature != b"PK\x05\x06" or comment:
+        raise _Invalid("no zip end record at its end (truncated, or not a .npz file)")
+    if size >= 22 + 20 + 56 and os.pread(fd, 4, size - 42) == b"PK\x06\x07":
+        record = os.pread(fd, 56, size - 98)  # zip64: zipfile reads its counts instead
+        if record[:4] != b"PK\x06\x06":
+            raise _Invalid("a damaged zip64 end record")
+        count, directory = struct.unpack("<2Q", record[32:48])
+    if count > _MAX_MEMBERS or directory > _MAX_DIRECTORY_BYTES:
+        raise _Invalid(
+            f"its zip directory lists {count} members in {directory} bytes, at most "
+            f"{_MAX_MEMBERS} in {_MAX_DIRECTORY_BYTES} expected"
         )
+
+
+def _check_names(archive: zipfile.ZipFile, names: list[str]) -> None:
+    """The archive holds exactly the members ``names`` (each once)."""
+    found, expected = archive.namelist(), {f"{name}.npy" for name in names}
+    if len(found) != len(expected) or set(found) != expected:
+        raise _Invalid(
+            f"members {sorted(expected - set(found))} missing, "
+            f"{sorted(set(found) - expected)} unexpected, {len(found)} in all"
+        )
+
+
+def _read_member(archive: zipfile.ZipFile, name: str, check: Callable[[tuple, np.dtype], None]):
+    """Member ``name`` as an array. Its size and .npy header are checked first, and
+    ``check(shape, dtype)`` must accept the header, so no claimed size is ever allocated."""
+    try:
+        info = archive.getinfo(f"{name}.npy")
+    except KeyError:
+        raise _Invalid(f"member {name!r} is missing") from None
+    where = f"member {name!r}"
+    if info.compress_type != zipfile.ZIP_STORED:
+        raise _Invalid(f"{where} is compressed; dshift stores members uncompressed")
+    if info.compress_size != info.file_size:
+        raise _Invalid(
+            f"{where} is stored in {info.compress_size} bytes but claims {info.file_size}"
+        )
+    if info.file_size > os.fstat(archive.fp.fileno()).st_size:
+        raise _Invalid(f"{where} claims {info.file_size} bytes, more than the whole file")
+    with archive.open(info) as f:
+        version = np.lib.format.read_magic(f)
+        if version not in ((1, 0), (2, 0)):
+            raise _Invalid(f"{where} has .npy format {version}, expected (1, 0) or (2, 0)")
+        reader = getattr(np.lib.format, f"read_array_header_{version[0]}_0")
+        shape, fortran, dtype = reader(f)
+        check(shape, dtype)
+        nbytes = math.prod(shape) * dtype.itemsize
+        if info.file_size - f.tell() != nbytes:
+            raise _Invalid(
+                f"{where} holds {info.file_size - f.tell()} bytes of data, its shape "
+                f"{shape} needs {nbytes}"
+            )
+        raw = f.read(nbytes)  # at the member's end: zipfile checks its CRC-32 here
+    if len(raw) != nbytes:
+        raise _Invalid(f"{where} is truncated")
+    if dtype == _B1 and raw.translate(None, b"\x00\x01"):
+        raise _Invalid(f"{where} holds booleans other than 0 and 1")
+    array = np.frombuffer(raw, dtype=dtype).reshape(shape, order="F" if fortran else "C")
+    return array.copy(order="C")
+
+
+def _expect(name: str, dtype: np.dtype, shape: tuple[int, ...], why: str):
+    """A header check: exactly ``dtype`` and ``shape``."""
+
+    def check(got_shape: tuple, got_dtype: np.dtype) -> None:
+        if got_dtype != dtype:
+            raise _Invalid(f"member {name!r} has dtype {got_dtype}, expected {dtype}")
+        if got_shape != shape:
+            raise _Invalid(f"member {name!r} has shape {got_shape}, expected {shape} ({why})")
+
+    return check
+
+
+def _check_meta_header(shape: tuple, dtype: np.dtype) -> None:
+    if shape != () or dtype.kind != "U" or dtype.itemsize > MAX_META_BYTES:
+        raise _Invalid(
+            f"member 'meta' has dtype {dtype} and shape {shape}, expected a string of at "
+            f"most {MAX_META_BYTES} bytes"
+        )
+
+
+def _read_meta(archive: zipfile.ZipFile) -> dict[str, Any]:
+    meta = json.loads(str(_read_member(archive, "meta", _check_meta_header)[()]))
+    if not isinstance(meta, dict):
+        raise _Invalid(f"member 'meta' holds a JSON {type(meta).__name__}, not an object")
+    return meta
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_real(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _check_meta(meta: dict[str, Any], max_iter: int | None) -> None:
+    """Field types and ranges of a checkpoint's metadata of this FORMAT."""
+    params = meta.get("params")
+    if not isinstance(params, dict) or not all(isinstance(v, str) for v in params.values()):
+        raise _Invalid("meta 'params' is not an object of strings")
+    if not isinstance(meta.get("data"), str):
+        raise _Invalid("meta 'data' is not a string")
+    if meta.get("seeding") not in _SEEDINGS:
+        raise _Invalid(f"meta 'seeding' is {_one_line(repr(meta.get('seeding')))}")
+    for key in ("bandwidth", "elapsed"):
+        value = meta.get(key)
+        if not _is_real(value) or not 0 <= value < math.inf:
+            raise _Invalid(f"meta {key!r} is {_one_line(repr(value))}, not a number >= 0")
+    iteration, last = meta.get("iteration"), math.inf if max_iter is None else max_iter + 1
+    if not _is_int(iteration) or not 0 <= iteration <= last:
+        raise _Invalid(
+            f"meta 'iteration' is {_one_line(repr(iteration))}, not an integer in [0, {last}]"
+        )
+
+
+def _feature_counts(data: str, n_features: int | None) -> tuple[int, range]:
+    """Rows of the data and the possible numbers of features, from the data's fingerprint
+    (whose columns may include a weight and a bandwidth column, always as float64)."""
+    match = re.fullmatch(r"(\d+)x(\d+) (\S+) [0-9a-f]+", data)
+    if match is None:
+        raise ValueError(f"malformed data fingerprint {data!r}")
+    rows, columns = int(match[1]), int(match[2])
+    if n_features is not None:
+        return rows, range(n_features, n_features + 1)
+    extra = 2 if match[3] == "float64" else 0
+    return rows, range(max(1, columns - extra), columns + 1)
+
+
+def _seeds_check(rows: int, features: range, given: bool):
+    """The header check of ``seeds``: (m, d) float32 or float64 (bin seeds are float32)
+    with m <= rows (unless given)."""
+
+    def check(shape: tuple, dtype: np.dtype) -> None:
+        if dtype not in (_F4, _F8) or len(shape) != 2:
+            raise _Invalid(
+                f"member 'seeds' has dtype {dtype} and shape {shape}, expected 2-d float32 "
+                "or float64"
+            )
+        if shape[1] not in features:
+            want = features[0] if len(features) == 1 else f"{features[0]} to {features[-1]}"
+            raise _Invalid(f"member 'seeds' has {shape[1]} columns, the data have {want} features")
+        if not 1 <= shape[0] <= (math.inf if given else rows):
+            raise _Invalid(f"member 'seeds' has {shape[0]} rows, expected 1 to {rows}")
+
+    return check
+
+
+def _read_arrays(archive, specs, sizes: dict[str, int], why: str) -> dict[str, np.ndarray]:
+    """Read the members ``specs`` (name: (dtype, dims)), each shaped from ``sizes``."""
+    return {
+        name: _read_member(archive, name, _expect(name, dtype, tuple(sizes[c] for c in dims), why))
+        for name, (dtype, dims) in specs.items()
+    }
+
+
+def _check_values(arrays: dict[str, np.ndarray], iteration: int) -> None:
+    """Values a dshift fit can produce: finite, in range and consistent."""
+    for name in ("seeds", "centers", "intensity", "local_bandwidth", "h_max_shift", "h_elapsed"):
+        if name in arrays and not np.isfinite(arrays[name]).all():
+            raise _Invalid(f"member {name!r} holds NaN or infinite values")
+    for name in ("intensity", "local_bandwidth", "h_max_shift", "h_elapsed"):
+        if name in arrays and (arrays[name] < 0).any():
+            raise _Invalid(f"member {name!r} holds negative values")
+    if (arrays["active"] & ~arrays["alive"]).any():
+        raise _Invalid("member 'active' marks seeds that 'alive' says were dropped")
+    if "n_iter" not in arrays:
+        return
+    if ((arrays["n_iter"] < 0) | (arrays["n_iter"] > max(iteration - 1, 0))).any():
+        raise _Invalid(f"member 'n_iter' holds values outside [0, {max(iteration - 1, 0)}]")
+    if not np.array_equal(arrays["h_iteration"], np.arange(iteration)):
+        raise _Invalid(f"member 'h_iteration' is not 0, 1, ..., {iteration - 1}")
+    computed = arrays["h_n_computed"]
+    if ((computed < 0) | (computed > len(arrays["seeds"]))).any():
+        raise _Invalid("member 'h_n_computed' holds values outside [0, n_seeds]")
+
+
+def _max_iter(params: dict[str, str]) -> int | None:
+    try:
+        return int(params.get("max_iter", ""))
+    except ValueError:
+        return None
+
+
+def load(
+    path: str | os.PathLike,
+    params: dict[str, str],
+    data: str,
+    *,
+    n_features: int | None = None,
+) -> Checkpoint | None:
+    """The checkpoint at ``path`` if it exists; refuse one made with other params or data.
+
+    The file is untrusted: its format, fingerprints, every member's size, dtype and shape
+    (against the data and the other members) and its values are checked before any array
+    is allocated, and so is every record in ``PATH.steps``.
+
+    Parameters
+    ----------
+    path : str or path-like
+        The checkpoint file.
+    params : dict of str to str
+        :func:`params_fingerprint` of the fit's parameters.
+    data : str
+        :func:`data_fingerprint` of the array the fit reads.
+    n_features : int, optional
+        The data's number of features. Without it, the fingerprint's column count bounds it
+        (float64 data may also carry a weight and a bandwidth column).
+
+    Returns
+    -------
+    Checkpoint or None
+        None if nothing is at ``path``.
+
+    Raises
+    ------
+    ValueError
+        In one line: a checkpoint of another format, parameters or data, or a file that is
+        damaged, naming the file, the member and what is wrong, and how to start afresh.
+    """
+    path = os.fspath(path)
+    if not os.path.lexists(path):
+        return None
+    steps = steps_dir(path)
+    refuse = functools.partial(
+        _refusing,
+        f"Checkpoint {path!r} is not a readable dshift checkpoint",
+        f"delete it and {steps!r} to start afresh, or pass another checkpoint path.",
+    )
+    with ExitStack() as stack:
+        with refuse():
+            archive = stack.enter_context(_open_archive(path))
+            meta = _read_meta(archive)
+        _check_format(path, meta)
+        with refuse():
+            _check_names(archive, ["meta", "seeds", *_STATE])
+            _check_meta(meta, _max_iter(params))
+        _check_origin(path, meta, params, data)
+        features = _feature_counts(data, n_features)
+        with refuse():
+            arrays = _read_state(archive, meta, *features)
+    m, d = arrays["seeds"].shape
+    return Checkpoint(
+        params=params,
+        data=data,
+        bandwidth=float(meta["bandwidth"]),
+        seeding=meta["seeding"],
+        seeds=arrays["seeds"],
+        state=LoopState(
+            **{k: arrays[k] for k in ("centers", "active", "alive", "n_iter", "intensity")},
+            local_bandwidth=arrays["local_bandwidth"],
+            iteration=meta["iteration"],
+            elapsed=float(meta["elapsed"]),
+        ),
+        history=_read_history(path, arrays, m, d),
+    )
+
+
+def _read_state(
+    archive: zipfile.ZipFile, meta: dict[str, Any], rows: int, features: range
+) -> dict[str, np.ndarray]:
+    """The seeds, then every member shaped after them, then their values checked."""
+    given = meta["seeding"] == "given"
+    seeds = _read_member(archive, "seeds", _seeds_check(rows, features, given))
+    m, d = seeds.shape
+    sizes = {"m": m, "d": d, "t": meta["iteration"]}
+    arrays = _read_arrays(archive, _STATE, sizes, f"{m} seeds, {d} features")
+    arrays["seeds"] = seeds
+    _check_values(arrays, meta["iteration"])
+    return arrays
+
+
+def _check_format(path: str, meta: dict[str, Any]) -> None:
+    if not _is_int(meta.get("format")) or meta["format"] != FORMAT:
+        raise ValueError(
+            f"Checkpoint {path!r} has format {_one_line(repr(meta.get('format')), 40)}, this "
+            f"dshift reads format {FORMAT} only (older checkpoints fingerprint parameters "
+            f"differently); delete it and {steps_dir(path)!r} to start afresh."
+        )
+
+
+def _check_origin(path: str, meta: dict[str, Any], params: dict[str, str], data: str) -> None:
+    """Refuse a checkpoint made with other parameters or from other data."""
     changed = [
-        f"{k}={meta['params'].get(k, '<unset>')} there, {v} now"
+        f"{k}={_one_line(meta['params'].get(k, '<unset>'), 60)} there, {v} now"
         for k, v in params.items()
         if meta["params"].get(k) != v
     ]
@@ -261,31 +683,28 @@ def load(path: str | os.PathLike, params: dict[str, str], data: str) -> Checkpoi
         )
     if meta["data"] != data:
         raise ValueError(
-            f"Checkpoint {path!r} was made from other data ({meta['data']} there, {data} "
-            "now); it is not reused. Fit the same data, or delete the checkpoint (or pass "
-            "another path) to start afresh."
+            f"Checkpoint {path!r} was made from other data ({_one_line(meta['data'], 80)} "
+            f"there, {data} now); it is not reused. Fit the same data, or delete the "
+            "checkpoint (or pass another path) to start afresh."
         )
-    state = LoopState(
-        centers=arrays["centers"],
-        active=arrays["active"],
-        alive=arrays["alive"],
-        n_iter=arrays["n_iter"],
-        intensity=arrays["intensity"],
-        local_bandwidth=arrays["local_bandwidth"],
-        iteration=int(meta["iteration"]),
-        elapsed=float(meta["elapsed"]),
-    )
+
+
+def _read_history(path: str, arrays: dict[str, np.ndarray], m: int, d: int) -> list[Step]:
+    """One Step per iteration done, from the scalars in ``arrays`` and ``PATH.steps/``."""
     history = []
+    recover = f"delete the checkpoint and {steps_dir(path)!r} to start afresh."
     for i, iteration in enumerate(arrays["h_iteration"].tolist()):
-        try:
-            with np.load(_step_file(path, iteration), allow_pickle=False) as f:
-                step = {k: f[k] for k in ("centers", "active", "alive")}
-        except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as exc:
+        record = _step_file(path, iteration)
+        if not os.path.lexists(record):
             raise ValueError(
-                f"Checkpoint {path!r} lacks its record of iteration {iteration} in "
-                f"{steps_dir(path)!r} ({exc!r}); delete the checkpoint and that directory to "
-                "start afresh."
-            ) from exc
+                f"Checkpoint {path!r} lacks its record of iteration {iteration} "
+                f"({record!r} does not exist); {recover}"
+            )
+        message = f"Checkpoint {path!r} has a damaged record of iteration {iteration}, {record!r}"
+        with _refusing(message, recover), _open_archive(record) as archive:
+            _check_names(archive, list(_STEP))
+            step = _read_arrays(archive, _STEP, {"m": m, "d": d}, f"{m} seeds, {d} features")
+            _check_values(step, iteration)
         history.append(
             Step(
                 iteration=iteration,
@@ -295,12 +714,4 @@ def load(path: str | os.PathLike, params: dict[str, str], data: str) -> Checkpoi
                 **step,
             )
         )
-    return Checkpoint(
-        params=params,
-        data=data,
-        bandwidth=float(meta["bandwidth"]),
-        seeding=str(meta["seeding"]),
-        seeds=arrays["seeds"],
-        state=state,
-        history=history,
-    )
+    return history

@@ -177,7 +177,7 @@ def _npy_bytes() -> bytes:
         (b"not a checkpoint", "not a readable dshift checkpoint"),
         (b"", "not a readable"),
         (_npy_bytes(), "not a readable"),
-        (_npz_bytes(meta=np.array('{"format": 1}')), "not a readable"),
+        (_npz_bytes(meta=np.array(f'{{"format": {_checkpoint.FORMAT}}}')), "not a readable"),
         (_npz_bytes(meta=np.array("[1, 2]")), "not a readable"),
         (_npz_bytes(other=np.zeros(2)), "not a readable"),
     ],

@@ -1,15 +1,67 @@
-"""Files dshift writes are not written through what an attacker may have planted: a plot
-is saved to a file created exclusively beside the PNG, then renamed."""
+"""Files dshift reads are untrusted input: checkpoints and their PATH.steps/ records are
+validated before anything is allocated, and every refusal is one line.
+
+The regression tests build each case that was observed (a header claiming 10^12 floats, a
+deflate bomb, a state of the wrong shape behind genuine fingerprints, a FIFO where the
+checkpoint goes, a link planted at the plot's temporary name...). The fuzz tests then
+mutate valid files the way SQLite tests its file format (truncated, bit-flipped, oversized
+and type-swapped members) and check that each mutation is refused with a one-line
+ValueError, or loads consistently, and that the memory used stays bounded whatever sizes
+the file claims.
+"""
 
 from __future__ import annotations
 
 import functools
+import io
+import json
+import os
+import re
+import shutil
+import socket
+import struct
+import tracemalloc
+import zipfile
+from collections.abc import Callable
+from pathlib import Path
 
+import dask.array as da
 import numpy as np
+import pytest
+from hypothesis import HealthCheck, event, given, settings
+from hypothesis import strategies as st
 from sklearn.datasets import make_blobs
 
-from dshift import MeanShift
+from dshift import MeanShift, _checkpoint
 from dshift.plotting import plot_fit
+
+#: Peak of traced memory (numpy and zarr report to tracemalloc) allowed while reading a
+#: file; the oversized mutations claim gigabytes, and the bombs expand to 64 MiB.
+MEMORY_LIMIT = 20 * 2**20
+BOMB_BYTES = 64 * 2**20
+FUZZ = settings(
+    max_examples=100,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+
+
+def _bounded(read: Callable[[], object]) -> tuple[object | None, str | None]:
+    """``read()``'s result or its one-line ValueError message, checking the memory peak."""
+    tracemalloc.start()
+    try:
+        return read(), None
+    except ValueError as exc:
+        message = str(exc)
+        assert "\n" not in message, message
+        return None, message
+    finally:
+        peak = tracemalloc.get_traced_memory()[1]
+        tracemalloc.stop()
+        assert peak < MEMORY_LIMIT, f"reading took {peak / 2**20:.1f} MiB"
+
+
+# -- building valid files, and mutated copies --------------------------------------------
 
 
 @functools.cache
@@ -18,6 +70,413 @@ def blobs(dtype: str = "float64") -> np.ndarray:
     X = X.astype(dtype)
     X.setflags(write=False)
     return X
+
+
+PARAMS = dict(bandwidth=1.5, kernel="flat", seeding="bin", max_iter=20)
+
+
+def _make_checkpoint(path: Path, X: np.ndarray, after: int = 3) -> tuple[dict, str]:
+    """A real fit's checkpoint after ``after`` iterations; its params and data fingerprints."""
+    model = MeanShift(checkpoint=path, **PARAMS)
+    fit = model.iter_fit(X)
+    for step in fit:
+        if step.iteration + 1 == after:
+            break
+    fit.close()
+    params = _checkpoint.params_fingerprint(model._result_params())
+    return params, _checkpoint.data_fingerprint(da.from_array(X))
+
+
+@pytest.fixture(scope="module")
+def pristine(tmp_path_factory) -> tuple[Path, dict, str]:
+    """A valid checkpoint (3 iterations, 3 features) to copy and damage."""
+    path = tmp_path_factory.mktemp("pristine") / "fit.ckpt"
+    params, data = _make_checkpoint(path, blobs())
+    return path, params, data
+
+
+def _copy_checkpoint(source: Path, directory: Path) -> Path:
+    target = directory / source.name
+    shutil.copyfile(source, target)
+    shutil.copytree(_checkpoint.steps_dir(source), _checkpoint.steps_dir(target))
+    return target
+
+
+def _members(raw: bytes) -> dict[str, bytes]:
+    with zipfile.ZipFile(io.BytesIO(raw)) as z:
+        return {info.filename.removesuffix(".npy"): z.read(info) for info in z.infolist()}
+
+
+def _zip(members: dict[str, bytes], *, deflated=(), bombs=()) -> bytes:
+    """An archive of ``members``: stored, or deflated, or (``bombs``) replaced by a
+    deflated member whose header is valid and whose data are 64 MiB of zeros."""
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w") as z:
+        for name, data in members.items():
+            info = zipfile.ZipInfo(f"{name}.npy")
+            if name in deflated or name in bombs:
+                info.compress_type = zipfile.ZIP_DEFLATED
+            if name not in bombs:
+                z.writestr(info, data)
+                continue
+            with z.open(info, "w", force_zip64=True) as w:
+                w.write(_claiming((BOMB_BYTES // 8,), b""))
+                zeros = bytes(2**20)
+                for _ in range(BOMB_BYTES // len(zeros)):
+                    w.write(zeros)
+    return out.getvalue()
+
+
+def _npy(array: np.ndarray) -> bytes:
+    out = io.BytesIO()
+    np.save(out, array, allow_pickle=True)
+    return out.getvalue()
+
+
+def _array(data: bytes) -> np.ndarray:
+    return np.load(io.BytesIO(data), allow_pickle=False)
+
+
+def _claiming(shape: tuple, data: bytes, descr: str = "<f8") -> bytes:
+    """A .npy member whose header claims ``shape`` but that holds only ``data``'s bytes."""
+    out = io.BytesIO()
+    header = {"descr": descr, "fortran_order": False, "shape": shape}
+    np.lib.format.write_array_header_2_0(out, header)
+    return out.getvalue() + data
+
+
+def _claim_zip_size(raw: bytes, name: str, size: int) -> bytes:
+    """The archive with the central directory's uncompressed size of ``name`` set to
+    ``size`` (and its compressed size too, so that it looks stored)."""
+    entry = raw.rindex(b"PK\x01\x02", 0, raw.rindex(f"{name}.npy".encode()) + 1)
+    raw = bytearray(raw)
+    raw[entry + 20 : entry + 28] = struct.pack("<2L", size, size)
+    return bytes(raw)
+
+
+def _load(path: Path, params: dict, data: str, **kwargs):
+    return _checkpoint.load(path, params, data, **kwargs)
+
+
+def _rewrite(path: Path, change: Callable[[dict[str, bytes]], None], **zip_options) -> None:
+    """Rewrite the archive at ``path`` with its members changed by ``change(members)``."""
+    members = _members(path.read_bytes())
+    change(members)
+    path.write_bytes(_zip(members, **zip_options))
+
+
+# -- checkpoints: the observed cases -----------------------------------------------------
+
+
+def test_a_header_claiming_a_trillion_floats_is_refused_without_allocating(pristine, tmp_path):
+    source, params, data = pristine
+    ckpt = _copy_checkpoint(source, tmp_path)
+
+    def claim(members):
+        members["centers"] = _claiming((10**12,), _array(members["centers"]).tobytes())
+
+    _rewrite(ckpt, claim)
+    result, message = _bounded(lambda: _load(ckpt, params, data))
+    assert result is None
+    assert f"Checkpoint {str(ckpt)!r} is not a readable dshift checkpoint" in message
+    assert "member 'centers' has shape (1000000000000,), expected (" in message
+    assert f"delete it and {str(ckpt) + '.steps'!r} to start afresh" in message
+
+
+def test_a_deflate_bomb_is_refused_before_it_is_inflated(pristine, tmp_path):
+    source, params, data = pristine
+    ckpt = _copy_checkpoint(source, tmp_path)
+    _rewrite(ckpt, lambda members: None, bombs={"centers"})
+    assert ckpt.stat().st_size < 2**20
+    result, message = _bounded(lambda: _load(ckpt, params, data))
+    assert result is None and "member 'centers' is compressed" in message
+
+
+def test_a_zip_entry_claiming_gigabytes_is_refused(pristine, tmp_path):
+    source, params, data = pristine
+    ckpt = _copy_checkpoint(source, tmp_path)
+    ckpt.write_bytes(_claim_zip_size(ckpt.read_bytes(), "seeds", 2**32 - 1))
+    result, message = _bounded(lambda: _load(ckpt, params, data))
+    assert result is None and "member 'seeds' claims 4294967295 bytes" in message
+
+
+def _drop_a_column(members: dict[str, bytes]) -> None:
+    for name in ("seeds", "centers"):
+        if name in members:  # a step record has no seeds
+            members[name] = _npy(np.ascontiguousarray(_array(members[name])[:, :2]))
+
+
+def _forge_two_columns(ckpt: Path) -> None:
+    """Two-column seeds, centers and step records behind the genuine fingerprints of a
+    three-column fit (everything else, meta included, as the fit wrote it)."""
+    _rewrite(ckpt, _drop_a_column)
+    for record in Path(_checkpoint.steps_dir(ckpt)).iterdir():
+        _rewrite(record, _drop_a_column)
+
+
+def test_a_state_of_the_wrong_shape_behind_genuine_fingerprints_is_refused(tmp_path):
+    X = blobs("float32")  # the fingerprint says float32: no weight or bandwidth column
+    ckpt = tmp_path / "fit.ckpt"
+    _make_checkpoint(ckpt, X)
+    _forge_two_columns(ckpt)
+    with pytest.raises(ValueError, match="member 'seeds' has 2 columns, the data have 3 features"):
+        MeanShift(checkpoint=ckpt, **PARAMS).fit(X)
+
+
+def test_the_number_of_features_can_be_given_exactly(pristine, tmp_path):
+    """float64 data may carry a weight and a bandwidth column in the fingerprint, so 1 to 3
+    features fit "3x..."; the estimator's n_features makes the check exact."""
+    source, params, data = pristine
+    ckpt = _copy_checkpoint(source, tmp_path)
+    _forge_two_columns(ckpt)
+    with pytest.raises(ValueError, match="member 'seeds' has 2 columns, the data have 3 feat"):
+        _load(ckpt, params, data, n_features=3)
+    assert _load(ckpt, params, data, n_features=2).seeds.shape[1] == 2
+
+
+def test_the_resumed_state_is_what_was_saved(pristine):
+    source, params, data = pristine
+    saved = _load(source, params, data, n_features=3)
+    assert saved.state.iteration == len(saved.history) == 3
+    assert saved.state.centers.flags.writeable and saved.state.active.flags.writeable
+    np.testing.assert_array_equal(saved.history[-1].centers, saved.state.centers)
+    with zipfile.ZipFile(source) as z:
+        np.testing.assert_array_equal(_array(z.read("seeds.npy")), saved.seeds)
+
+
+def _set_meta(ckpt: Path, **changes) -> None:
+    def change(members):
+        meta = json.loads(str(_array(members["meta"])))
+        members["meta"] = _npy(np.array(json.dumps({**meta, **changes})))
+
+    _rewrite(ckpt, change)
+
+
+def test_a_checkpoint_of_the_previous_format_is_refused_clearly(pristine, tmp_path):
+    source, params, data = pristine
+    ckpt = _copy_checkpoint(source, tmp_path)
+    _set_meta(ckpt, format=1)
+    with pytest.raises(ValueError, match=r"has format 1, this dshift reads format 2 only"):
+        _load(ckpt, params, data)
+
+
+@pytest.mark.parametrize(
+    "changes, match",
+    [
+        (dict(iteration=-1), "meta 'iteration' is -1, not an integer in"),
+        (dict(iteration=10**9), "meta 'iteration' is 1000000000"),
+        (dict(iteration=2.0), "meta 'iteration' is 2.0"),
+        (dict(iteration=True), "meta 'iteration' is True"),
+        (dict(iteration=2), r"member 'h_iteration' has shape \(3,\), expected \(2,\)"),
+        (dict(bandwidth=float("nan")), "meta 'bandwidth' is nan, not a number >= 0"),
+        (dict(bandwidth="1.5"), "meta 'bandwidth' is '1.5'"),
+        (dict(elapsed=-1.0), "meta 'elapsed' is -1.0"),
+        (dict(seeding="grid"), "meta 'seeding' is 'grid'"),
+        (dict(params=[1, 2]), "meta 'params' is not an object of strings"),
+        (dict(params={"bandwidth": 1.5}), "meta 'params' is not an object of strings"),
+        (dict(data=7), "meta 'data' is not a string"),
+        (dict(padding="x" * 300_000), "member 'meta' has dtype <U300"),
+    ],
+    ids=lambda value: str(value)[:40],
+)
+def test_metadata_of_the_wrong_type_or_range_is_refused(pristine, tmp_path, changes, match):
+    source, params, data = pristine
+    ckpt = _copy_checkpoint(source, tmp_path)
+    _set_meta(ckpt, **changes)
+    result, message = _bounded(lambda: _load(ckpt, params, data))
+    assert result is None and "not a readable dshift checkpoint" in message
+    assert re.search(match, message), message
+
+
+def _set_member(name: str, value: Callable[[np.ndarray], np.ndarray]):
+    def change(members):
+        members[name] = _npy(value(_array(members[name]).copy()))
+
+    return change
+
+
+def _put(index, value):
+    def change(array):
+        array[index] = value
+        return array
+
+    return change
+
+
+@pytest.mark.parametrize(
+    "name, value, match",
+    [
+        ("centers", _put((0, 1), np.nan), "member 'centers' holds NaN or infinite values"),
+        ("seeds", _put((1, 0), np.inf), "member 'seeds' holds NaN or infinite values"),
+        ("intensity", _put(0, -1.0), "member 'intensity' holds negative values"),
+        ("alive", _put(0, False), "'active' marks seeds that 'alive' says were dropped"),
+        ("n_iter", _put(0, 7), r"member 'n_iter' holds values outside \[0, 2\]"),
+        ("h_iteration", lambda a: a[::-1].copy(), "member 'h_iteration' is not 0, 1, ..., 2"),
+        ("h_n_computed", _put(0, 10**6), "member 'h_n_computed' holds values outside"),
+        ("centers", lambda a: a.astype(np.float32), "member 'centers' has dtype float32"),
+        ("active", lambda a: a.astype(np.int8), "member 'active' has dtype int8"),
+        ("centers", lambda a: np.asfortranarray(a[:, :2]), r"shape \(\d+, 2\), expected"),
+        ("n_iter", lambda a: a[:-1], r"member 'n_iter' has shape"),
+    ],
+    ids=["nan-center", "inf-seed", "negative-intensity", "active-but-dropped", "n_iter-range"]
+    + ["h_iteration-order", "n_computed-range", "float32", "int8", "two-columns", "short"],
+)
+def test_values_a_fit_cannot_produce_are_refused(pristine, tmp_path, name, value, match):
+    source, params, data = pristine
+    ckpt = _copy_checkpoint(source, tmp_path)
+    if name == "alive":  # seed 0 marked both active and dropped
+        _rewrite(ckpt, _set_member("active", _put(0, True)))
+    _rewrite(ckpt, _set_member(name, value))
+    with pytest.raises(ValueError, match=match) as caught:
+        _load(ckpt, params, data)
+    assert "\n" not in str(caught.value)
+
+
+def test_booleans_other_than_0_and_1_are_refused(pristine, tmp_path):
+    source, params, data = pristine
+    ckpt = _copy_checkpoint(source, tmp_path)
+
+    def twos(members):
+        raw = bytearray(members["alive"])
+        raw[-1] = 2
+        members["alive"] = bytes(raw)
+
+    _rewrite(ckpt, twos)
+    with pytest.raises(ValueError, match="member 'alive' holds booleans other than 0 and 1"):
+        _load(ckpt, params, data)
+
+
+def test_a_damaged_step_record_is_refused_naming_it(pristine, tmp_path):
+    source, params, data = pristine
+    ckpt = _copy_checkpoint(source, tmp_path)
+    record = Path(_checkpoint.steps_dir(ckpt)) / "000001.npz"
+    _rewrite(record, _set_member("centers", lambda a: a[:, :2].copy()))
+    with pytest.raises(ValueError) as caught:
+        _load(ckpt, params, data)
+    message = str(caught.value)
+    assert f"has a damaged record of iteration 1, {str(record)!r}" in message
+    assert "member 'centers' has shape" in message
+    assert f"delete the checkpoint and {str(ckpt) + '.steps'!r} to start afresh" in message
+
+
+@pytest.mark.timeout(30)
+def test_a_fifo_as_a_step_record_is_refused_without_waiting(pristine, tmp_path):
+    source, params, data = pristine
+    ckpt = _copy_checkpoint(source, tmp_path)
+    record = Path(_checkpoint.steps_dir(ckpt)) / "000002.npz"
+    record.unlink()
+    os.mkfifo(record)
+    with pytest.raises(ValueError, match=r"record of iteration 2.*it is a FIFO \(named pipe\)"):
+        _load(ckpt, params, data)
+
+
+def test_a_weighted_fit_resumes(tmp_path):
+    """The fingerprint of weighted data has a weight column: d = columns - 1 is accepted."""
+    X = blobs()
+    w = np.random.default_rng(0).integers(1, 4, len(X)).astype(float)
+    reference = MeanShift(**PARAMS).fit(X, sample_weight=w)
+    ckpt = tmp_path / "fit.ckpt"
+    fit = MeanShift(checkpoint=ckpt, **PARAMS).iter_fit(X, sample_weight=w)
+    next(fit), next(fit)
+    fit.close()
+    resumed = MeanShift(checkpoint=ckpt, **PARAMS).fit(X, sample_weight=w)
+    assert resumed.resumed_from_ == 2
+    np.testing.assert_allclose(resumed.cluster_centers_, reference.cluster_centers_, atol=1e-9)
+
+
+# -- fingerprints ------------------------------------------------------------------------
+
+
+def test_integer_parameters_are_fingerprinted_exactly():
+    fingerprint = _checkpoint.params_fingerprint
+    assert fingerprint({"random_state": 2**53}) != fingerprint({"random_state": 2**53 + 1})
+    assert fingerprint({"max_iter": 2**60}) != fingerprint({"max_iter": 2**60 + 1})
+    assert fingerprint({"bandwidth": 2}) == fingerprint({"bandwidth": 2.0})
+    assert fingerprint({"bandwidth": np.float32(2)}) == fingerprint({"bandwidth": 2})
+    assert fingerprint({"random_state": np.int64(7)}) == fingerprint({"random_state": 7})
+    assert fingerprint({"tol": 1e-3}) != fingerprint({"tol": 1e-3 + 1e-18})
+    assert fingerprint({"cluster_all": True}) != fingerprint({"cluster_all": 1})
+
+
+def test_fits_differing_only_in_a_large_seed_do_not_share_a_checkpoint(tmp_path):
+    X = blobs()
+    ckpt = tmp_path / "fit.ckpt"
+    params = dict(bandwidth=1.5, kernel="flat", seeding="sample", n_seeds=20, max_iter=30)
+    fit = MeanShift(checkpoint=ckpt, random_state=2**53, **params).iter_fit(X)
+    next(fit)
+    fit.close()
+    with pytest.raises(ValueError, match=r"random_state=9007199254740992 there, 9007199254740993"):
+        MeanShift(checkpoint=ckpt, random_state=2**53 + 1, **params).fit(X)
+
+
+# -- the checkpoint path, checked before any data is read --------------------------------
+
+
+def _unreadable_data():
+    def unreadable(block):
+        raise AssertionError("data read before the checkpoint path was checked")
+
+    return da.from_array(blobs(), chunks=100).map_blocks(unreadable, meta=np.empty((0, 0)))
+
+
+def _fit_refuses(checkpoint, error, match) -> None:
+    with pytest.raises(error, match=match) as caught:
+        MeanShift(bandwidth=1.5, checkpoint=checkpoint).fit(_unreadable_data())
+    assert "\n" not in str(caught.value)
+
+
+@pytest.mark.timeout(30)
+def test_a_fifo_at_the_checkpoint_path_is_refused_at_once(tmp_path):
+    os.mkfifo(tmp_path / "fit.ckpt")
+    _fit_refuses(tmp_path / "fit.ckpt", ValueError, r"is a FIFO \(named pipe\), not a regular")
+
+
+def test_a_device_at_the_checkpoint_path_is_refused_at_once():
+    _fit_refuses("/dev/null", ValueError, "'/dev/null' is a character device, not a regular")
+
+
+def test_a_socket_at_the_checkpoint_path_is_refused_at_once(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # a relative name: socket paths are limited to 108 bytes
+    with socket.socket(socket.AF_UNIX) as server:
+        server.bind("fit.ckpt")
+        _fit_refuses("fit.ckpt", ValueError, "'fit.ckpt' is a socket, not a regular file")
+
+
+@pytest.mark.parametrize("target", ["elsewhere.ckpt", "missing.ckpt"])
+def test_a_symbolic_link_at_the_checkpoint_path_is_refused(pristine, tmp_path, target):
+    """A checkpoint is replaced by a rename, which would replace the link, not the file it
+    points to; so the link is refused (pass the file's own path), even a dangling one."""
+    if target == "elsewhere.ckpt":
+        _copy_checkpoint(pristine[0], tmp_path).rename(tmp_path / target)
+    (tmp_path / "fit.ckpt").symlink_to(tmp_path / target)
+    _fit_refuses(tmp_path / "fit.ckpt", ValueError, "is a symbolic link, not a regular file")
+    assert (tmp_path / "fit.ckpt").is_symlink()
+
+
+def test_steps_that_is_not_a_directory_is_refused_at_once(tmp_path):
+    (tmp_path / "fit.ckpt.steps").write_text("not a directory")
+    _fit_refuses(
+        tmp_path / "fit.ckpt",
+        NotADirectoryError,
+        r"fit.ckpt.steps' is a regular file, not a directory; it holds the checkpoint's",
+    )
+    assert (tmp_path / "fit.ckpt.steps").read_text() == "not a directory"
+
+
+def test_steps_that_is_a_symbolic_link_is_refused_at_once(tmp_path):
+    (tmp_path / "elsewhere").mkdir()
+    (tmp_path / "fit.ckpt.steps").symlink_to(tmp_path / "elsewhere")
+    _fit_refuses(tmp_path / "fit.ckpt", NotADirectoryError, "is a symbolic link, not a dir")
+    assert not any((tmp_path / "elsewhere").iterdir())
+
+
+def test_the_loader_refuses_a_link_even_without_check_path(pristine, tmp_path):
+    source, params, data = pristine
+    _copy_checkpoint(source, tmp_path).rename(tmp_path / "real.ckpt")
+    (tmp_path / "fit.ckpt").symlink_to(tmp_path / "real.ckpt")
+    shutil.copytree(tmp_path / "fit.ckpt.steps", tmp_path / "real.ckpt.steps")
+    with pytest.raises(ValueError, match="it is a symbolic link, not a regular file"):
+        _load(tmp_path / "fit.ckpt", params, data)
 
 
 # -- dshift plot -------------------------------------------------------------------------
@@ -44,3 +503,156 @@ def test_plot_replaces_a_link_at_the_png_path_rather_than_writing_through_it(tmp
     (tmp_path / "out.png").symlink_to(victim)
     plot_fit(X, model, tmp_path / "out.png", n_points=200)
     assert victim.read_text() == "keep me" and not (tmp_path / "out.png").is_symlink()
+
+
+# -- fuzzing: every reader, every kind of damage -----------------------------------------
+
+#: Changes of a member's array: another dtype, ndim or length, or values a fit never makes.
+RETYPES = {
+    "float32": lambda a: a.astype(np.float32),
+    "int64": lambda a: a.astype(np.int64),
+    "bool": lambda a: a.astype(bool),
+    "complex": lambda a: a.astype(complex),
+    "big-endian": lambda a: a.astype(a.dtype.newbyteorder(">")),
+    "strings": lambda a: a.astype("U3"),
+    "objects": lambda a: np.array([1, "x", None], dtype=object),
+    "1-d": lambda a: a.ravel(),
+    "3-d": lambda a: a[None],
+    "0-d": lambda a: a.reshape(-1)[:1].reshape(()) if a.size else np.zeros(()),
+    "a row fewer": lambda a: a[:-1],
+    "a row more": lambda a: np.concatenate([a, a[:1]]) if a.ndim else a,
+    "transposed": lambda a: np.asfortranarray(a.T),
+    "NaN": lambda a: np.full(a.shape, np.nan),
+    "negative": lambda a: -np.abs(a.astype(float)) - 1,
+}
+HUGE_SHAPES = [(10**12,), (10**6, 10**6), (2**62, 2), (3, 10**15), (-1, 3), (0,), ()]
+
+
+def _retype(array: np.ndarray, how: str) -> np.ndarray:
+    try:
+        return RETYPES[how](array)
+    except (ValueError, TypeError):  # e.g. the JSON string of 'meta' as float32
+        return np.zeros(2)
+
+
+def _mutated_archive(raw: bytes, data: st.DataObject) -> tuple[bytes, str]:
+    """A damaged copy of the .npz ``raw``, and the kind of damage."""
+    kind = data.draw(
+        st.sampled_from(
+            ["truncate", "flip", "swap", "retype", "claim", "bomb"]
+            + ["zip-size", "drop", "extra", "deflate"]
+        ),
+        label="kind",
+    )
+    if kind == "truncate":
+        return raw[: data.draw(st.integers(0, len(raw) - 1), label="length")], kind
+    if kind == "flip":
+        flips = st.tuples(st.integers(0, len(raw) - 1), st.integers(0, 7))
+        damaged = bytearray(raw)
+        for offset, bit in data.draw(st.lists(flips, min_size=1, max_size=8), label="flips"):
+            damaged[offset] ^= 1 << bit
+        return bytes(damaged), kind
+    members = _members(raw)
+    name = data.draw(st.sampled_from(sorted(members)), label="member")
+    if kind == "bomb":
+        return _zip(members, bombs={name}), kind
+    if kind == "deflate":
+        return _zip(members, deflated={name}), kind
+    if kind == "zip-size":
+        size = data.draw(st.sampled_from([len(raw) + 1, 2**31, 2**32 - 1]), label="size")
+        return _claim_zip_size(_zip(members), name, size), kind
+    array = _array(members[name])
+    if kind == "swap":  # a member replaced by another
+        members[name] = members[data.draw(st.sampled_from(sorted(members)), label="by")]
+    elif kind == "retype":
+        members[name] = _npy(_retype(array, data.draw(st.sampled_from(sorted(RETYPES)))))
+    elif kind == "claim":
+        shape = data.draw(st.sampled_from(HUGE_SHAPES), label="shape")
+        members[name] = _claiming(shape, array.tobytes(), array.dtype.str)
+    elif kind == "drop":
+        del members[name]
+    else:
+        members["extra"] = _npy(np.zeros(3))
+    return _zip(members), kind
+
+
+def _assert_consistent(saved: _checkpoint.Checkpoint) -> None:
+    """What resuming relies on: shapes that agree, dtypes the loop uses, finite values."""
+    m, d = saved.seeds.shape
+    assert 1 <= d <= 3 and m >= 1
+    state = saved.state
+    assert state.centers.shape == (m, d) and state.centers.dtype == np.float64
+    assert np.isfinite(state.centers).all() and np.isfinite(saved.seeds).all()
+    for values in (state.active, state.alive):
+        assert values.shape == (m,) and values.dtype == bool
+    assert not (state.active & ~state.alive).any()
+    assert state.iteration == len(saved.history)
+    assert [s.iteration for s in saved.history] == list(range(state.iteration))
+    for step in saved.history:
+        assert step.centers.shape == (m, d) and np.isfinite(step.centers).all()
+        assert step.active.shape == step.alive.shape == (m,)
+
+
+def _assert_same(saved: _checkpoint.Checkpoint, original: _checkpoint.Checkpoint) -> None:
+    np.testing.assert_array_equal(saved.seeds, original.seeds)
+    np.testing.assert_array_equal(saved.state.centers, original.state.centers)
+    for got, want in zip(saved.history, original.history, strict=True):
+        np.testing.assert_array_equal(got.centers, want.centers)
+        np.testing.assert_array_equal(got.alive, want.alive)
+
+
+@pytest.fixture(scope="module")
+def fuzz_checkpoint(pristine, tmp_path_factory):
+    """A copy of the pristine checkpoint whose files the fuzz tests overwrite (and restore)."""
+    source, params, data = pristine
+    ckpt = _copy_checkpoint(source, tmp_path_factory.mktemp("fuzz"))
+    return ckpt, params, data, _load(source, params, data)
+
+
+@FUZZ
+@given(data=st.data())
+def test_fuzzed_checkpoints_are_refused_in_one_line_or_load_consistently(fuzz_checkpoint, data):
+    ckpt, params, fingerprint, original = fuzz_checkpoint
+    pristine_bytes = ckpt.read_bytes()
+    damaged, kind = _mutated_archive(pristine_bytes, data)
+    ckpt.write_bytes(damaged)
+    try:
+        saved, message = _bounded(lambda: _load(ckpt, params, fingerprint))
+    finally:
+        ckpt.write_bytes(pristine_bytes)
+    event(f"{kind}: {'refused' if saved is None else 'loaded'}")
+    if saved is None:
+        assert message.startswith(f"Checkpoint {str(ckpt)!r} "), message
+        assert "start afresh" in message
+        return
+    _assert_consistent(saved)
+    if kind in ("truncate", "flip"):  # the content is kept (or the CRC-32 refuses it)
+        _assert_same(saved, original)
+
+
+@FUZZ
+@given(data=st.data(), iteration=st.integers(0, 2))
+def test_fuzzed_step_records_are_refused_in_one_line_or_load_consistently(
+    fuzz_checkpoint, data, iteration
+):
+    ckpt, params, fingerprint, original = fuzz_checkpoint
+    record = Path(_checkpoint.steps_dir(ckpt)) / f"{iteration:06d}.npz"
+    pristine_bytes = record.read_bytes()
+    damaged, kind = _mutated_archive(pristine_bytes, data)
+    record.write_bytes(damaged)
+    try:
+        saved, message = _bounded(lambda: _load(ckpt, params, fingerprint))
+    finally:
+        record.write_bytes(pristine_bytes)
+    event(f"{kind}: {'refused' if saved is None else 'loaded'}")
+    if saved is None:
+        assert message.startswith(
+            f"Checkpoint {str(ckpt)!r} has a damaged record of iteration {iteration}, "
+        ), message
+        assert message.endswith(
+            f"delete the checkpoint and {str(ckpt) + '.steps'!r} to start afresh."
+        )
+        return
+    _assert_consistent(saved)
+    if kind in ("truncate", "flip"):  # the content is kept (or the CRC-32 refuses it)
+        _assert_same(saved, original)
