@@ -1,14 +1,80 @@
-"""The result group of a fit: written by :func:`write_result`, read by :func:`read_model`."""
+"""The result group of a fit: written by :func:`write_result`, read by :func:`read_model`.
+
+A result group is untrusted input when read back: its metadata documents, the shapes,
+dtypes, chunking and codecs of ``centers``, ``intensity`` and ``cluster_sizes``, the size
+of every stored chunk (and what it decompresses to) and the attributes are checked before
+anything is read or allocated, and the values after. ``write_result`` records a checksum
+of each of the three arrays, which ``read_model`` verifies (groups of an older dshift,
+without checksums, are read after the other checks).
+"""
 
 from __future__ import annotations
 
+import hashlib
+import itertools
+import math
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Any
 
 import dask.array as da
+import fsspec
+import numcodecs
 import numpy as np
 import zarr
+from zarr.codecs import BytesCodec, ZstdCodec
 
 from dshift._store import _normalize, atomic_group, store_rows
+
+if TYPE_CHECKING:
+    from dshift._estimator import MeanShift
+
+#: The arrays ``read_model`` reads.
+MEMBERS = ("centers", "intensity", "cluster_sizes")
+#: Most clusters a result may hold (``predict`` computes one distance per point and center).
+MAX_CLUSTERS = 1_000_000
+#: Largest ``centers`` accepted, in bytes.
+MAX_CENTERS_BYTES = 1 << 28
+#: Largest metadata document (``zarr.json``, ``.zattrs``...) accepted, in bytes.
+MAX_METADATA_BYTES = 1 << 23
+#: Most stored chunks per array.
+MAX_CHUNKS = 10_000
+_METADATA_FILES = ("zarr.json", ".zgroup", ".zattrs", ".zarray", ".zmetadata")
+#: Attributes and the types they must have when present.
+_ATTRIBUTE_TYPES = {
+    "params": dict,
+    "n_iter": int,
+    "bandwidth": (int, float),
+    "seeding": str,
+    "n_clusters": int,
+    "versions": dict,
+    "checksums": dict,
+}
+
+
+def checksum(values: np.ndarray) -> str:
+    """SHA-256 of an array's dtype, shape and little-endian C-order bytes.
+
+    Parameters
+    ----------
+    values : array-like
+
+    Returns
+    -------
+    str
+        ``"sha256:"`` and the hex digest; the same for the same values in either byte order.
+
+    Examples
+    --------
+    >>> checksum(np.arange(3.0)) == checksum(np.arange(3.0).astype(">f8"))
+    True
+    """
+    values = np.asarray(values)
+    little = np.ascontiguousarray(values, dtype=values.dtype.newbyteorder("<"))
+    digest = hashlib.sha256(f"{little.dtype.str} {values.shape} ".encode())
+    digest.update(little.tobytes())
+    return "sha256:" + digest.hexdigest()
 
 
 def write_result(
@@ -35,9 +101,10 @@ def write_result(
     Notes
     -----
     The group holds ``labels`` (int32, chunked like the input rows), ``centers``,
-    ``intensity`` and ``cluster_sizes``; ``chunk_rows`` sets the label chunks (pass the
-    input's stored chunk rows to align them with the input). Its attributes record the
-    parameters, ``n_iter_``, the bandwidth used and the dshift, dask and zarr versions.
+    ``intensity`` and ``cluster_sizes`` (the last three uncompressed); ``chunk_rows`` sets
+    the label chunks (pass the input's stored chunk rows to align them with the input). Its
+    attributes record the parameters, ``n_iter_``, the bandwidth used, the dshift, dask and
+    zarr versions, and a ``checksums`` entry per small array (see :func:`checksum`).
     """
     import dask
 
@@ -49,6 +116,11 @@ def write_result(
     params = {
         k: (v if isinstance(v, (int, float, str, bool, type(None))) else repr(v))
         for k, v in model.get_params().items()
+    }
+    small = {
+        "centers": np.asarray(model.cluster_centers_),
+        "intensity": np.asarray(model.intensity_, dtype=np.float64),
+        "cluster_sizes": np.asarray(model.cluster_sizes_),
     }
     with atomic_group(path, overwrite=overwrite) as group:
         group.attrs.update(
@@ -63,42 +135,223 @@ def write_result(
                     "dask": dask.__version__,
                     "zarr": zarr.__version__,
                 },
+                "checksums": {name: checksum(values) for name, values in small.items()},
             }
         )
-        group.create_array("centers", data=np.asarray(model.cluster_centers_))
-        group.create_array("intensity", data=np.asarray(model.intensity_, dtype=np.float64))
-        group.create_array("cluster_sizes", data=np.asarray(model.cluster_sizes_))
+        for name, values in small.items():
+            group.create_array(name, data=values, compressors=None)
         store_rows(group, "labels", labels.astype(np.int32), chunk_rows)
     return _normalize(path)
 
 
-def read_model(path: str | os.PathLike):
+def read_model(path: str | os.PathLike) -> MeanShift:
     """A :class:`~dshift.MeanShift` ready to ``predict``, from a group of :func:`write_result`.
 
     It has ``cluster_centers_``, ``n_features_in_``, ``bandwidth_``, ``n_iter_``,
     ``intensity_`` and ``cluster_sizes_``; ``labels_`` and ``history_`` are not restored,
-    and the fit's parameters stay in the group's ``params`` attribute.
+    and the fit's parameters stay in the group's ``params`` attribute. The group is
+    untrusted input: see the module's docstring for what is checked, and when.
+
+    Parameters
+    ----------
+    path : str or path-like
+        Local path or fsspec URL of the group.
+
+    Returns
+    -------
+    MeanShift
+
+    Raises
+    ------
+    FileNotFoundError
+        ``path`` is not a Zarr group with the three arrays.
+    ValueError
+        The group is damaged or was not written by dshift (one line saying what is wrong).
     """
     from dshift._estimator import MeanShift
 
-    try:
-        group = zarr.open_group(_normalize(path), mode="r")
-        centers = np.asarray(group["centers"][:])
-        intensity = np.asarray(group["intensity"][:])
-        sizes = np.asarray(group["cluster_sizes"][:])
-    except (FileNotFoundError, KeyError, zarr.errors.ContainsArrayError) as exc:
-        raise FileNotFoundError(
-            f"{os.fspath(path)!r} is not a dshift result (a Zarr group with 'centers', "
-            "'intensity' and 'cluster_sizes'); create one with `dshift fit` or "
-            "dshift.write_result."
-        ) from exc
-    attrs = group.attrs
+    url = _normalize(path)
+    fs, root = fsspec.core.url_to_fs(url)
+    with _refusing(path):
+        for directory in (root, *(f"{root}/{name}" for name in MEMBERS)):
+            _check_metadata_files(fs, directory)
+    group, arrays = _open_members(path, url)
+    with _refusing(path):
+        for name, array in arrays.items():
+            _check_chunks(fs, f"{root}/{name}", name, array)
+        values = {name: np.asarray(array[...]) for name, array in arrays.items()}
+        attrs = _check_attributes(group.attrs.asdict(), values)
     model = MeanShift()  # the fit's parameters stay in the group's attributes
-    model.cluster_centers_ = centers
-    model.n_features_in_ = centers.shape[1]
+    model.cluster_centers_ = values["centers"]
+    model.n_features_in_ = values["centers"].shape[1]
     model.bandwidth_ = float(attrs.get("bandwidth", float("nan")))
     model.n_iter_ = int(attrs.get("n_iter", 0))
-    model.intensity_ = intensity
-    model.cluster_sizes_ = sizes
+    model.intensity_ = values["intensity"]
+    model.cluster_sizes_ = values["cluster_sizes"]
     model.history_ = []
     return model
+
+
+class _Invalid(Exception):
+    """What is wrong with a result group, in a few words."""
+
+
+def _one_line(text: Any, limit: int = 300) -> str:
+    text = " ".join(str(text).split())
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _refused(path: str | os.PathLike, exc: BaseException) -> ValueError:
+    """One line naming the group, what is wrong with it and the remedy."""
+    detail = str(exc) if isinstance(exc, _Invalid) else f"{type(exc).__name__}: {exc}"
+    return ValueError(
+        f"Result {os.fspath(path)!r} cannot be used ({_one_line(detail)}): it is damaged "
+        "or was not written by dshift; fit again to rewrite it (`dshift fit` or "
+        "dshift.write_result)."
+    )
+
+
+#: What reading a damaged group can raise (zarr, json, numcodecs, fsspec).
+_READ_ERRORS = (_Invalid, ValueError, TypeError, KeyError, OSError, RuntimeError, IndexError)
+
+
+@contextmanager
+def _refusing(path: str | os.PathLike) -> Iterator[None]:
+    try:
+        yield
+    except _READ_ERRORS as exc:
+        raise _refused(path, exc) from exc
+
+
+def _not_a_result(path: str | os.PathLike) -> FileNotFoundError:
+    return FileNotFoundError(
+        f"{os.fspath(path)!r} is not a dshift result (a Zarr group with 'centers', "
+        "'intensity' and 'cluster_sizes'); create one with `dshift fit` or "
+        "dshift.write_result."
+    )
+
+
+def _check_metadata_files(fs, directory: str) -> None:
+    """Every metadata document zarr may read in ``directory`` is a file of bounded size
+    (zarr parses them whole; a FIFO would block it)."""
+    for name in _METADATA_FILES:
+        try:
+            info = fs.info(f"{directory}/{name}")
+        except FileNotFoundError:
+            continue
+        if info.get("type") != "file" or info.get("size", 0) > MAX_METADATA_BYTES:
+            raise _Invalid(
+                f"{directory.rsplit('/', 1)[-1]}/{name} is not a metadata file of at most "
+                f"{MAX_METADATA_BYTES} bytes (type {info.get('type')}, {info.get('size')} bytes)"
+            )
+
+
+def _open_members(path: str | os.PathLike, url: str) -> tuple[zarr.Group, dict[str, zarr.Array]]:
+    """The group and its three arrays (metadata only), with their shapes and dtypes checked."""
+    try:
+        group = zarr.open_group(url, mode="r")
+        members = {name: group[name] for name in MEMBERS}
+    except (FileNotFoundError, KeyError, zarr.errors.ContainsArrayError) as exc:
+        raise _not_a_result(path) from exc
+    except _READ_ERRORS as exc:
+        raise _refused(path, exc) from exc
+    with _refusing(path):
+        for name, member in members.items():
+            if not isinstance(member, zarr.Array):
+                raise _Invalid(f"{name!r} is a group, not an array")
+        _check_shapes(members)
+    return group, members
+
+
+def _check_shapes(arrays: dict[str, zarr.Array]) -> None:
+    """centers 2-d float (k, d) within the bounds; intensity, cluster_sizes numeric (k,)."""
+    centers = arrays["centers"]
+    if centers.ndim != 2 or centers.dtype.kind != "f" or centers.dtype.itemsize > 8:
+        raise _Invalid(
+            f"'centers' has dtype {centers.dtype} and shape {centers.shape}, expected 2-d "
+            "float (n_clusters, n_features)"
+        )
+    k, d = centers.shape
+    if not 1 <= k <= MAX_CLUSTERS or d < 1 or k * d * centers.dtype.itemsize > MAX_CENTERS_BYTES:
+        raise _Invalid(
+            f"'centers' has shape {centers.shape}; a result holds 1 to {MAX_CLUSTERS} "
+            f"clusters, at least one feature and at most {MAX_CENTERS_BYTES} bytes of centers"
+        )
+    for name in ("intensity", "cluster_sizes"):
+        array = arrays[name]
+        if array.shape != (k,) or array.dtype.kind not in "iuf" or array.dtype.itemsize > 8:
+            raise _Invalid(
+                f"{name!r} has dtype {array.dtype} and shape {array.shape}, expected numbers "
+                f"of shape ({k},), one per center"
+            )
+
+
+def _check_chunks(fs, directory: str, name: str, array: zarr.Array) -> None:
+    """Chunking and codecs as dshift writes them, and every stored chunk small enough and
+    decompressing to no more than its chunk's bytes (checked with a bounded decode), so
+    reading the array allocates no more than its shape says."""
+    if array.shards is not None or any(not 1 <= c <= s for c, s in zip(array.chunks, array.shape)):
+        raise _Invalid(
+            f"{name!r} has chunks {array.chunks} (sharded: {array.shards}) for its "
+            f"shape {array.shape}; dshift writes unsharded chunks within the shape"
+        )
+    grid = [range(math.ceil(s / c)) for s, c in zip(array.shape, array.chunks)]
+    if math.prod(len(g) for g in grid) > MAX_CHUNKS:
+        raise _Invalid(f"{name!r} is split into more than {MAX_CHUNKS} chunks")
+    decoder = _decoder(name, array)
+    nbytes = math.prod(array.chunks) * array.dtype.itemsize
+    limit = nbytes if decoder is None else nbytes + nbytes // 64 + 1024
+    for coords in itertools.product(*grid):
+        chunk = f"{directory}/{array.metadata.encode_chunk_key(coords)}"
+        try:
+            info = fs.info(chunk)
+        except FileNotFoundError:
+            continue  # a chunk never written: zarr gives its fill value
+        if info.get("type") != "file" or info.get("size", 0) > limit:
+            raise _Invalid(
+                f"{name!r} has a stored chunk of {info.get('size')} bytes, at most {limit} expected"
+            )
+        if decoder is not None:
+            decoder.decode(fs.cat_file(chunk), out=np.empty(nbytes, dtype=np.uint8))
+
+
+def _decoder(name: str, array: zarr.Array):
+    """The codec to trial-decode chunks with (None: stored raw). Only codecs whose
+    decoding into a buffer refuses more data than the buffer holds are accepted."""
+    compressors, filters = array.compressors, array.filters
+    if array.metadata.zarr_format == 3:
+        if isinstance(array.serializer, BytesCodec) and not filters:
+            if not compressors:
+                return None
+            if len(compressors) == 1 and isinstance(compressors[0], ZstdCodec):
+                return numcodecs.Zstd()
+    elif not filters and len(compressors) <= 1:
+        if not compressors:
+            return None
+        if isinstance(compressors[0], (numcodecs.Zstd, numcodecs.Blosc)):
+            return compressors[0]
+    raise _Invalid(f"{name!r} uses codecs {compressors or filters} that dshift does not write")
+
+
+def _check_attributes(attrs: dict[str, Any], values: dict[str, np.ndarray]) -> dict[str, Any]:
+    """The attributes' types, the arrays' values and, when recorded, their checksums."""
+    attrs = {key: value for key, value in attrs.items() if value is not None}
+    for key, kind in _ATTRIBUTE_TYPES.items():
+        value = attrs.get(key)
+        if key in attrs and (not isinstance(value, kind) or isinstance(value, bool)):
+            raise _Invalid(f"attribute {key!r} is {_one_line(repr(value), 60)}")
+    k = len(values["centers"])
+    if attrs.get("n_clusters", k) != k or attrs.get("n_iter", 0) < 0:
+        raise _Invalid(
+            f"attributes n_clusters={attrs.get('n_clusters')} and n_iter="
+            f"{attrs.get('n_iter')} do not fit {k} centers"
+        )
+    if not 0 <= attrs.get("bandwidth", 0) < math.inf:
+        raise _Invalid(f"attribute 'bandwidth' is {attrs['bandwidth']}")
+    for name, recorded in (attrs.get("checksums") or {}).items():
+        if name in values and recorded != checksum(values[name]):
+            raise _Invalid(f"{name!r} does not match its checksum (a damaged chunk?)")
+    for name, array in values.items():
+        if not np.isfinite(array).all() or (name != "centers" and (array < 0).any()):
+            raise _Invalid(f"{name!r} holds NaN, infinite or negative values")
+    return attrs

@@ -1,13 +1,13 @@
-"""Files dshift reads are untrusted input: checkpoints and their PATH.steps/ records are
-validated before anything is allocated, and every refusal is one line.
+"""Files dshift reads are untrusted input: checkpoints, their PATH.steps/ records and result
+groups are validated before anything is allocated, and every refusal is one line.
 
 The regression tests build each case that was observed (a header claiming 10^12 floats, a
-deflate bomb, a state of the wrong shape behind genuine fingerprints, a FIFO where the
-checkpoint goes, a link planted at the plot's temporary name...). The fuzz tests then
-mutate valid files the way SQLite tests its file format (truncated, bit-flipped, oversized
-and type-swapped members) and check that each mutation is refused with a one-line
-ValueError, or loads consistently, and that the memory used stays bounded whatever sizes
-the file claims.
+deflate bomb, a state of the wrong shape behind genuine fingerprints, a result whose
+centers are huge, 1-d or NaN, a FIFO where the checkpoint goes, a link planted at the
+plot's temporary name...). The fuzz tests then mutate valid files the way SQLite tests its
+file format (truncated, bit-flipped, oversized and type-swapped members) and check that
+each mutation is refused with a one-line ValueError, or loads consistently, and that the
+memory used stays bounded whatever sizes the file claims.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ import re
 import shutil
 import socket
 import struct
+import tempfile
 import tracemalloc
 import zipfile
 from collections.abc import Callable
@@ -28,11 +29,14 @@ from pathlib import Path
 import dask.array as da
 import numpy as np
 import pytest
+import zarr
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
+from numcodecs import Zstd
 from sklearn.datasets import make_blobs
 
-from dshift import MeanShift, _checkpoint
+from dshift import MeanShift, _checkpoint, write_result
+from dshift._results import checksum, read_model
 from dshift.plotting import plot_fit
 
 #: Peak of traced memory (numpy and zarr report to tracemalloc) allowed while reading a
@@ -505,6 +509,180 @@ def test_plot_replaces_a_link_at_the_png_path_rather_than_writing_through_it(tmp
     assert victim.read_text() == "keep me" and not (tmp_path / "out.png").is_symlink()
 
 
+# -- result groups -----------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def result_group(tmp_path_factory) -> Path:
+    """A valid result group (3 clusters, 2 features) to copy and damage."""
+    X = blobs()[:, :2]
+    path = tmp_path_factory.mktemp("result") / "result.zarr"
+    write_result(path, MeanShift(bandwidth=1.5, kernel="flat").fit(X))
+    return path
+
+
+@pytest.fixture
+def result(result_group, tmp_path) -> Path:
+    return Path(shutil.copytree(result_group, tmp_path / "result.zarr"))
+
+
+def _edit_json(path: Path, change: Callable[[dict], None]) -> None:
+    document = json.loads(path.read_text())
+    change(document)
+    path.write_text(json.dumps(document))
+
+
+def _set(key: str, value) -> Callable[[dict], None]:
+    return lambda document: document.__setitem__(key, value)
+
+
+def _set_attribute(key: str, value) -> Callable[[dict], None]:
+    return lambda document: document["attributes"].__setitem__(key, value)
+
+
+def _replace_array(result: Path, name: str, values: np.ndarray, checksums: bool = False):
+    """Rewrite one array of the group with zarr (the checksum updated, or all dropped)."""
+    group = zarr.open_group(str(result), mode="r+")
+    del group[name]
+    group.create_array(name, data=values)
+    sums = group.attrs.get("checksums") or {}
+    group.attrs["checksums"] = {**sums, name: checksum(values)} if checksums else None
+
+
+def _refusal(result: Path) -> str:
+    model, message = _bounded(lambda: read_model(result))
+    assert model is None, "accepted"
+    assert message.startswith(f"Result {str(result)!r} cannot be used (")
+    assert message.endswith("fit again to rewrite it (`dshift fit` or dshift.write_result).")
+    return message
+
+
+def test_a_result_round_trips_with_checksums(result_group):
+    model = read_model(result_group)
+    attrs = zarr.open_group(str(result_group), mode="r").attrs
+    assert set(attrs["checksums"]) == {"centers", "intensity", "cluster_sizes"}
+    assert attrs["checksums"]["centers"] == checksum(model.cluster_centers_)
+    assert model.cluster_centers_.shape == (3, 2) and model.n_features_in_ == 2
+    assert model.cluster_sizes_.sum() == 400
+
+
+def test_huge_centers_are_refused_from_the_metadata(result):
+    _edit_json(result / "centers" / "zarr.json", _set("shape", [10**8, 2]))
+    assert "'centers' has shape (100000000, 2); a result holds 1 to 1000000" in _refusal(result)
+
+
+@pytest.mark.parametrize(
+    "values, checksums, match",
+    [
+        (np.zeros(3), True, r"'centers' has dtype float64 and shape \(3,\), expected 2-d"),
+        (np.zeros((3, 2), dtype=np.int64), True, "'centers' has dtype int64"),
+        (np.zeros((0, 2)), True, r"'centers' has shape \(0, 2\)"),
+        (np.full((3, 2), np.nan), True, "'centers' holds NaN, infinite or negative values"),
+        (np.full((3, 2), np.inf), False, "'centers' holds NaN, infinite or negative values"),
+        (np.zeros((4, 2)), True, r"'intensity' has dtype float64 and shape \(3,\), expected"),
+    ],
+    ids=["1-d", "int", "empty", "nan", "inf-without-checksums", "k-mismatch"],
+)
+def test_centers_predict_cannot_use_are_refused(result, values, checksums, match):
+    _replace_array(result, "centers", values, checksums)
+    assert re.search(match, _refusal(result))
+
+
+@pytest.mark.parametrize(
+    "name, values, match",
+    [
+        ("intensity", np.zeros(2), r"'intensity' has dtype float64 and shape \(2,\)"),
+        ("intensity", np.array([1.0, -1.0, 2.0]), "'intensity' holds NaN, infinite or negative"),
+        ("cluster_sizes", np.array([True, False, True]), "'cluster_sizes' has dtype bool"),
+        ("cluster_sizes", np.ones(3, dtype=complex), "'cluster_sizes' has dtype complex128"),
+        ("cluster_sizes", np.zeros((3, 1)), r"'cluster_sizes' has dtype float64 and shape \(3, 1"),
+    ],
+)
+def test_intensity_and_sizes_of_the_wrong_shape_or_type_are_refused(result, name, values, match):
+    _replace_array(result, name, values, checksums=True)
+    assert re.search(match, _refusal(result))
+
+
+@pytest.mark.parametrize(
+    "key, value",
+    [("n_iter", "7"), ("n_iter", -1), ("bandwidth", [1.0]), ("bandwidth", -2.0)]
+    + [("n_clusters", 5), ("n_clusters", True), ("params", "x"), ("checksums", ["sha"])],
+)
+def test_attributes_of_the_wrong_type_are_refused(result, key, value):
+    _edit_json(result / "zarr.json", _set_attribute(key, value))
+    assert re.search(f"attribute '{key}' is|attributes n_clusters=", _refusal(result))
+
+
+def test_a_bit_flip_in_a_stored_chunk_is_refused_by_its_checksum(result):
+    chunk = result / "centers" / "c" / "0" / "0"
+    raw = bytearray(chunk.read_bytes())
+    raw[5] ^= 0x10
+    chunk.write_bytes(bytes(raw))
+    assert "'centers' does not match its checksum (a damaged chunk?)" in _refusal(result)
+
+
+def test_a_group_of_an_older_dshift_without_checksums_is_still_read(result, result_group):
+    _edit_json(result / "zarr.json", lambda d: d["attributes"].pop("checksums", None))
+    np.testing.assert_array_equal(
+        read_model(result).cluster_centers_, read_model(result_group).cluster_centers_
+    )
+
+
+BYTES = {"name": "bytes", "configuration": {"endian": "little"}}
+ZSTD = {"name": "zstd", "configuration": {"level": 0, "checksum": False}}
+
+
+@functools.cache
+def _zstd_bomb(size: int) -> bytes:
+    return Zstd(level=1).encode(bytes(size))
+
+
+@pytest.mark.parametrize(
+    "size, match",
+    [
+        (32 * 2**20, "destination buffer too small"),  # 1 KiB: within a chunk's size
+        (BOMB_BYTES, r"'centers' has a stored chunk of \d+ bytes, at most 1072 expected"),
+    ],
+    ids=["32MiB", "64MiB"],
+)
+def test_a_zstd_bomb_in_a_chunk_is_refused_before_it_is_inflated(result, size, match):
+    _edit_json(result / "centers" / "zarr.json", _set("codecs", [BYTES, ZSTD]))
+    (result / "centers" / "c" / "0" / "0").write_bytes(_zstd_bomb(size))
+    assert re.search(match, _refusal(result))
+
+
+@pytest.mark.parametrize(
+    "codecs",
+    [
+        [BYTES, {"name": "gzip", "configuration": {"level": 1}}],
+        [BYTES, {"name": "crc32c"}],
+    ],
+    ids=["gzip", "crc32c"],
+)
+def test_codecs_dshift_does_not_write_are_refused(result, codecs):
+    _edit_json(result / "centers" / "zarr.json", _set("codecs", codecs))
+    assert "'centers' uses codecs" in _refusal(result)
+
+
+def test_chunks_larger_than_the_array_are_refused(result):
+    grid = {"name": "regular", "configuration": {"chunk_shape": [10**9, 2]}}
+    _edit_json(result / "centers" / "zarr.json", _set("chunk_grid", grid))
+    assert "'centers' has chunks (1000000000, 2)" in _refusal(result)
+
+
+@pytest.mark.timeout(30)
+def test_a_fifo_as_a_metadata_file_is_refused_without_waiting(result):
+    (result / "intensity" / "zarr.json").unlink()
+    os.mkfifo(result / "intensity" / "zarr.json")
+    assert "intensity/zarr.json is not a metadata file of at most" in _refusal(result)
+
+
+def test_a_member_that_is_a_group_is_refused(result):
+    shutil.rmtree(result / "cluster_sizes")
+    zarr.open_group(str(result / "cluster_sizes"), mode="w")
+    assert "'cluster_sizes' is a group, not an array" in _refusal(result)
+
+
 # -- fuzzing: every reader, every kind of damage -----------------------------------------
 
 #: Changes of a member's array: another dtype, ndim or length, or values a fit never makes.
@@ -656,3 +834,112 @@ def test_fuzzed_step_records_are_refused_in_one_line_or_load_consistently(
     _assert_consistent(saved)
     if kind in ("truncate", "flip"):  # the content is kept (or the CRC-32 refuses it)
         _assert_same(saved, original)
+
+
+#: Changes of an array's zarr.json: huge, 1-d, 3-d or empty shapes, other dtypes, chunk
+#: grids larger than the array, codecs dshift does not write.
+METADATA_EDITS = [
+    ("shape", [10**8, 2]),
+    ("shape", [2**62]),
+    ("shape", [3]),
+    ("shape", [3, 2, 1]),
+    ("shape", [0, 2]),
+    ("shape", []),
+    ("data_type", "int32"),
+    ("data_type", "bool"),
+    ("data_type", "float16"),
+    ("data_type", "complex128"),
+    ("data_type", "uint8"),
+    ("chunk_grid", {"name": "regular", "configuration": {"chunk_shape": [10**9, 2]}}),
+    ("chunk_grid", {"name": "regular", "configuration": {"chunk_shape": [1]}}),
+    ("codecs", [BYTES, ZSTD]),
+    ("codecs", [BYTES, {"name": "gzip", "configuration": {"level": 1}}]),
+    ("codecs", [{"name": "bytes", "configuration": {"endian": "big"}}]),
+    ("fill_value", "NaN"),
+]
+ATTRIBUTE_EDITS = [
+    (key, value)
+    for key in ("n_iter", "bandwidth", "n_clusters", "seeding", "params", "checksums")
+    for value in ("x", -1, 2.5, None, [1], {"centers": "sha256:0"}, True, 10**30, "NaN")
+]
+
+
+def _result_files(root: Path) -> list[str]:
+    return sorted(str(p.relative_to(root)) for p in root.rglob("*") if p.is_file())
+
+
+def _mutate_result(root: Path, data: st.DataObject) -> str:
+    """Damage the result group at ``root`` in place, one way drawn by hypothesis; returns
+    the kind of damage."""
+    kind = data.draw(
+        st.sampled_from(
+            ["truncate", "flip", "metadata", "attribute", "swap"]
+            + ["bomb", "remove-chunk", "special"]
+        ),
+        label="kind",
+    )
+    members = ["centers", "intensity", "cluster_sizes", "labels"]
+    if kind in ("truncate", "flip", "special"):
+        path = root / data.draw(st.sampled_from(_result_files(root)), label="file")
+        raw = bytearray(path.read_bytes())
+        if kind == "special":  # what zarr would block on or fail to read
+            path.unlink()
+            if data.draw(st.booleans(), label="fifo"):
+                os.mkfifo(path)
+            else:
+                path.mkdir()
+        elif kind == "truncate":
+            path.write_bytes(raw[: data.draw(st.integers(0, max(len(raw) - 1, 0)))])
+        else:
+            for offset, bit in data.draw(
+                st.lists(
+                    st.tuples(st.integers(0, len(raw) - 1), st.integers(0, 7)),
+                    min_size=1,
+                    max_size=4,
+                )
+            ):
+                raw[offset] ^= 1 << bit
+            path.write_bytes(bytes(raw))
+        return kind
+    name = data.draw(st.sampled_from(members[:3]), label="member")
+    if kind == "metadata":
+        key, value = data.draw(st.sampled_from(METADATA_EDITS), label="edit")
+        _edit_json(root / name / "zarr.json", _set(key, value))
+    elif kind == "attribute":
+        key, value = data.draw(st.sampled_from(ATTRIBUTE_EDITS), label="edit")
+        _edit_json(root / "zarr.json", _set_attribute(key, value))
+    elif kind == "swap":  # a member replaced by another
+        other = data.draw(st.sampled_from(members), label="by")
+        shutil.rmtree(root / name)
+        if other != name:  # else the member is gone
+            shutil.copytree(root / other, root / name)
+    elif kind == "bomb":
+        _edit_json(root / name / "zarr.json", _set("codecs", [BYTES, ZSTD]))
+        chunk = next(p for p in (root / name / "c").rglob("*") if p.is_file())
+        chunk.write_bytes(_zstd_bomb(data.draw(st.sampled_from([32 * 2**20, BOMB_BYTES]))))
+    else:
+        next(p for p in (root / name / "c").rglob("*") if p.is_file()).unlink()
+    return kind
+
+
+@FUZZ
+@given(data=st.data())
+def test_fuzzed_result_groups_are_refused_in_one_line_or_read_consistently(result_group, data):
+    original = read_model(result_group)
+    with tempfile.TemporaryDirectory() as directory:
+        root = Path(shutil.copytree(result_group, Path(directory) / "result.zarr"))
+        kind = _mutate_result(root, data)
+        try:
+            model, message = _bounded(lambda: read_model(root))
+        except FileNotFoundError as exc:  # a member gone: "not a dshift result"
+            event(f"{kind}: not a result")
+            assert "is not a dshift result" in str(exc) and "\n" not in str(exc)
+            return
+    event(f"{kind}: {'refused' if model is None else 'read'}")
+    if model is None:
+        assert message.startswith(f"Result {str(root)!r} cannot be used ("), message
+        return
+    # every change of the arrays' values is caught by their checksums
+    np.testing.assert_array_equal(model.cluster_centers_, original.cluster_centers_)
+    np.testing.assert_array_equal(model.intensity_, original.intensity_)
+    np.testing.assert_array_equal(model.cluster_sizes_, original.cluster_sizes_)
