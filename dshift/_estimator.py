@@ -445,7 +445,7 @@ class MeanShift:
         saved = data_id = None
         if params is not None:
             data_id = place.run(lambda: _checkpoint.data_fingerprint(place.data))
-            saved = _checkpoint.load(self.checkpoint, params, data_id)
+            saved = _checkpoint.load(self.checkpoint, params, data_id, n_features=d)
         if saved is not None:
             bandwidth = saved.bandwidth
             self.resumed_from_ = saved.state.iteration

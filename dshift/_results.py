@@ -25,7 +25,9 @@ import numpy as np
 import zarr
 from zarr.codecs import BytesCodec, ZstdCodec
 
+from dshift._checkpoint import steps_dir
 from dshift._store import _normalize, atomic_group, store_rows
+from dshift._zarr_input import verify_unchanged
 
 if TYPE_CHECKING:
     from dshift._estimator import MeanShift
@@ -122,7 +124,11 @@ def write_result(
         "intensity": np.asarray(model.intensity_, dtype=np.float64),
         "cluster_sizes": np.asarray(model.cluster_sizes_),
     }
-    with atomic_group(path, overwrite=overwrite) as group:
+    sources = getattr(model, "_sources", [])  # the fit's Zarr inputs
+    inputs = [source.name for source in sources]
+    if model.checkpoint is not None:
+        inputs += [model.checkpoint, steps_dir(model.checkpoint)]
+    with atomic_group(path, overwrite=overwrite, inputs=inputs) as group:
         group.attrs.update(
             {
                 "params": params,
@@ -141,6 +147,7 @@ def write_result(
         for name, values in small.items():
             group.create_array(name, data=values, compressors=None)
         store_rows(group, "labels", labels.astype(np.int32), chunk_rows)
+        verify_unchanged(sources)  # the labels were read from them: still the fit's data?
     return _normalize(path)
 
 

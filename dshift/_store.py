@@ -187,14 +187,19 @@ def _sibling(url: str, prefix: str) -> str:
 
 
 @contextmanager
-def atomic_group(path: str | os.PathLike, *, overwrite: bool = False) -> Iterator[zarr.Group]:
+def atomic_group(
+    path: str | os.PathLike,
+    *,
+    overwrite: bool = False,
+    inputs: Iterable[str | os.PathLike | None] = (),
+) -> Iterator[zarr.Group]:
     """Context manager yielding a new Zarr group that appears at ``path`` only on success.
 
     If the block raises (or the process dies), ``path`` is untouched: an existing output is
     kept, and the temporary group is removed (or, after a hard kill, left as a hidden
     ``.name.tmp-*`` sibling that no reader opens).
     """
-    url = check_writable(path, overwrite=overwrite)
+    url = check_writable(path, overwrite=overwrite, inputs=inputs)
     fs, root = fsspec.core.url_to_fs(url)
     tmp_url = _sibling(url, "tmp")
     tmp_root = fsspec.core.url_to_fs(tmp_url)[1]

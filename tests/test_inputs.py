@@ -218,3 +218,28 @@ def test_the_labels_of_a_lazy_fit_stay_checked(stored, points):
     _delete_chunk(stored, points)
     with pytest.raises(ValueError, match="no longer has stored data"):
         model.labels_.compute()
+
+
+# -- write_result never writes over or inside what the fit read ----------------------------
+
+
+@pytest.mark.parametrize("where", ["the input", "its group", "inside it", "the checkpoint"])
+def test_write_result_refuses_an_output_over_an_input(tmp_path, points, where):
+    from dshift import write_result
+
+    group = zarr.open_group(str(tmp_path / "data.zarr"), mode="w")
+    group.create_array("X", data=points, chunks=(CHUNK, 3))
+    stored = str(tmp_path / "data.zarr" / "X")
+    ckpt = tmp_path / "fit.ckpt"
+    model = MeanShift(checkpoint=ckpt, **PARAMS).fit(stored)
+    before = zarr.open_array(stored, mode="r")[:]
+    target = {
+        "the input": stored,
+        "its group": str(tmp_path / "data.zarr"),
+        "inside it": f"{stored}/result.zarr",
+        "the checkpoint": str(ckpt),
+    }[where]
+    with pytest.raises(ValueError, match="never writes over or inside its inputs"):
+        write_result(target, model, overwrite=True)
+    np.testing.assert_array_equal(zarr.open_array(stored, mode="r")[:], before)
+    assert ckpt.is_file() and not Path(stored, "result.zarr").exists()

@@ -218,8 +218,9 @@ def _forge_two_columns(ckpt: Path) -> None:
         _rewrite(record, _drop_a_column)
 
 
-def test_a_state_of_the_wrong_shape_behind_genuine_fingerprints_is_refused(tmp_path):
-    X = blobs("float32")  # the fingerprint says float32: no weight or bandwidth column
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_a_state_of_the_wrong_shape_behind_genuine_fingerprints_is_refused(tmp_path, dtype):
+    X = blobs(dtype)  # float64: the fit gives the loader its exact number of features
     ckpt = tmp_path / "fit.ckpt"
     _make_checkpoint(ckpt, X)
     _forge_two_columns(ckpt)
