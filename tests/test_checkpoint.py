@@ -9,7 +9,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 
 import dask.array as da
 import numpy as np
@@ -251,6 +250,7 @@ def _dshift() -> str:
     return os.path.join(os.path.dirname(sys.executable), "dshift")
 
 
+@pytest.mark.timeout(900)  # three CLI runs on a busy machine
 def test_cli_client_killed_mid_fit_resumes_to_the_same_result(tmp_path, tcp_scheduler):
     data = datasets.make_blobs(
         tmp_path / "data.zarr", 100_000, n_features=3, centers=5, chunk_rows=25_000
@@ -270,13 +270,11 @@ def test_cli_client_killed_mid_fit_resumes_to_the_same_result(tmp_path, tcp_sche
         env={**os.environ, "PYTHONUNBUFFERED": "1"},
     )
     try:
-        seen = []
-        deadline = time.monotonic() + 120
+        seen = []  # a hang is caught by the test's timeout, not by a deadline here
         for line in proc.stdout:
             seen.append(line)
             if line.strip().startswith("iteration    4"):
                 break
-            assert time.monotonic() < deadline, "".join(seen)
         else:
             proc.wait()
             pytest.fail(f"the fit ended before it was killed:\n{''.join(seen)}{proc.stderr.read()}")

@@ -190,6 +190,16 @@ CASES: dict[str, Case] = {
         ("Output '{work}/dangling.zarr' is a symbolic link", "does not write through links"),
         early=True,
     ),
+    "fit-checkpoint-is-a-fifo": Case(
+        fit("{data}/blobs.zarr/X", "--bandwidth", "2", "--checkpoint", "{work}/fifo.ckpt"),
+        ("checkpoint '{work}/fifo.ckpt' is a FIFO (named pipe), not a regular file",),
+        early=True,
+    ),
+    "fit-checkpoint-steps-is-a-file": Case(
+        fit("{data}/blobs.zarr/X", "--bandwidth", "2", "--checkpoint", "{work}/s.ckpt"),
+        ("'{work}/s.ckpt.steps' is a regular file, not a directory",),
+        early=True,
+    ),
     "fit-missing-chunk": Case(
         fit("{data}/missing-chunk.zarr", "--bandwidth", "2"),
         ("'{data}/missing-chunk.zarr' has no stored data for rows 200:400", "Rewrite"),
@@ -469,6 +479,8 @@ def test_bad_input_gives_one_clear_line_and_writes_nothing(name, data, tmp_path,
     shutil.copytree(data / "model.zarr", work / "existing.zarr")  # outputs that exist
     (work / "existing.png").write_bytes(b"\x89PNG\r\n\x1a\n an earlier plot")
     (work / "dangling.zarr").symlink_to(work / "nowhere")
+    os.mkfifo(work / "fifo.ckpt")  # opening it to read would wait for a writer forever
+    (work / "s.ckpt.steps").write_text("not the checkpoint's records")
     if case.process:
         cluster = ["--scheduler", case.scheduler] if case.scheduler else list(EMBEDDED)
     else:
