@@ -20,12 +20,9 @@ import json
 import math
 import os
 import re
-import stat
-import struct
 import tempfile
 import zipfile
-from collections.abc import Callable, Iterator
-from contextlib import ExitStack, contextmanager
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from numbers import Integral, Real
 from typing import Any
@@ -35,6 +32,16 @@ import dask.array as da
 import numpy as np
 
 from dshift._iterate import LoopState, Step, compute_tree
+from dshift._untrusted import (
+    Invalid,
+    check_names,
+    expect,
+    file_kind,
+    one_line,
+    open_archive,
+    read_member,
+    refusing,
+)
 
 #: Version of the file layout; a checkpoint of another version is refused. 2: integer
 #: parameters are fingerprinted exactly (1 turned them into floats).
@@ -131,7 +138,7 @@ def check_path(path: Any) -> None:
         raise FileNotFoundError(
             f"The directory of checkpoint {path!r} does not exist; create {directory!r} first."
         )
-    kind = _file_kind(path)
+    kind = file_kind(path)
     if kind == "directory":
         raise IsADirectoryError(
             f"checkpoint {path!r} is a directory; pass a file path such as {path}/fit.ckpt."
@@ -142,32 +149,12 @@ def check_path(path: Any) -> None:
             "checkpoint file (or of one to create), not a link or special file."
         )
     steps = steps_dir(path)
-    kind = _file_kind(steps)
+    kind = file_kind(steps)
     if kind not in (None, "directory"):
         raise NotADirectoryError(
             f"{steps!r} is a {kind}, not a directory; it holds the checkpoint's per-iteration "
             "records: move it away, or pass another checkpoint path."
         )
-
-
-_KINDS = {
-    stat.S_IFREG: "regular file",
-    stat.S_IFDIR: "directory",
-    stat.S_IFLNK: "symbolic link",
-    stat.S_IFIFO: "FIFO (named pipe)",
-    stat.S_IFSOCK: "socket",
-    stat.S_IFCHR: "character device",
-    stat.S_IFBLK: "block device",
-}
-
-
-def _file_kind(path: str) -> str | None:
-    """What is at ``path`` (symbolic links not followed), or None if nothing is."""
-    try:
-        mode = os.lstat(path).st_mode
-    except FileNotFoundError:
-        return None
-    return _KINDS.get(stat.S_IFMT(mode), "special file")
 
 
 def _number(value: Any) -> Any:
@@ -300,10 +287,6 @@ def save(path: str | os.PathLike, ckpt: Checkpoint) -> None:
 
 #: Largest JSON metadata member accepted (bytes of its .npy data).
 MAX_META_BYTES = 1 << 20
-#: Largest zip central directory accepted (a dozen entries take about 1 KiB), and most
-#: entries (the exact members are checked once the format is known).
-_MAX_DIRECTORY_BYTES = 1 << 16
-_MAX_MEMBERS = 64
 _SEEDINGS = ("given", "all", "bin", "sample")
 _F4, _F8 = np.dtype(np.float32), np.dtype(np.float64)
 _I8, _B1 = np.dtype(np.int64), np.dtype(np.bool_)
@@ -322,156 +305,20 @@ _STATE = {
     "h_elapsed": (_F8, "t"),
 }
 _STEP = {"centers": (_F8, "md"), "active": (_B1, "m"), "alive": (_B1, "m")}
-#: What reading a damaged file can raise (zipfile, numpy's header parser, json, os).
-_READ_ERRORS = (
-    OSError,
-    ValueError,
-    EOFError,
-    KeyError,
-    TypeError,
-    IndexError,
-    OverflowError,
-    RuntimeError,  # an "encrypted" member, RecursionError in json
-    struct.error,
-    zipfile.BadZipFile,
-    Warning,  # numpy's header parser warns of Python 2 headers (an error under -W error)
-)
-
-
-class _Invalid(Exception):
-    """What is wrong with a file, in a few words (becomes part of a one-line ValueError)."""
-
-
-def _one_line(text: Any, limit: int = 120) -> str:
-    """``text`` on one line, cut to ``limit`` characters (it may come from the file)."""
-    text = " ".join(str(text).split())
-    return text if len(text) <= limit else text[: limit - 3] + "..."
-
-
-@contextmanager
-def _refusing(message: str, recover: str) -> Iterator[None]:
-    """Turn any reading error into ``ValueError(f"{message} ({detail}); {recover}")``."""
-    try:
-        yield
-    except _Invalid as exc:
-        raise ValueError(f"{message} ({_one_line(exc, 300)}); {recover}") from exc
-    except _READ_ERRORS as exc:
-        detail = _one_line(f"{type(exc).__name__}: {exc}", 300)
-        raise ValueError(f"{message} ({detail}); {recover}") from exc
-
-
-@contextmanager
-def _open_archive(path: str) -> Iterator[zipfile.ZipFile]:
-    """The zip archive at ``path``: a regular file (no link, FIFO or device is opened),
-    whose central directory lists a few entries in a few KiB."""
-    kind = _file_kind(path)
-    if kind != "regular file":
-        raise _Invalid(f"it is a {kind}, not a regular file" if kind else "it does not exist")
-    flags = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0)
-    # non-blocking: a FIFO swapped in since the check above is not waited on
-    with open(os.open(path, flags), "rb") as f:
-        status = os.fstat(f.fileno())
-        if not stat.S_ISREG(status.st_mode):
-            raise _Invalid("it is not a regular file")
-        _check_directory(f.fileno(), status.st_size)
-        with zipfile.ZipFile(f) as archive:
-            yield archive
-
-
-def _check_directory(fd: int, size: int) -> None:
-    """Read the zip's end records (as zipfile will) and refuse a directory of more than
-    ``_MAX_MEMBERS`` entries or ``_MAX_DIRECTORY_BYTES``, before zipfile parses it."""
-    if size < 22:
-        raise _Invalid(f"{size} bytes, too short for a zip archive (truncated?)")
-    signature, *_, count, directory, _, comment = struct.unpack(
-        "<4s4H2LH", os.pread(fd, 22, size - 22)
-    )
-    if signature != b"PK\x05\x06" or comment:
-        raise _Invalid("no zip end record at its end (truncated, or not a .npz file)")
-    if size >= 22 + 20 + 56 and os.pread(fd, 4, size - 42) == b"PK\x06\x07":
-        record = os.pread(fd, 56, size - 98)  # zip64: zipfile reads its counts instead
-        if record[:4] != b"PK\x06\x06":
-            raise _Invalid("a damaged zip64 end record")
-        count, directory = struct.unpack("<2Q", record[32:48])
-    if count > _MAX_MEMBERS or directory > _MAX_DIRECTORY_BYTES:
-        raise _Invalid(
-            f"its zip directory lists {count} members in {directory} bytes, at most "
-            f"{_MAX_MEMBERS} in {_MAX_DIRECTORY_BYTES} expected"
-        )
-
-
-def _check_names(archive: zipfile.ZipFile, names: list[str]) -> None:
-    """The archive holds exactly the members ``names`` (each once)."""
-    found, expected = archive.namelist(), {f"{name}.npy" for name in names}
-    if len(found) != len(expected) or set(found) != expected:
-        raise _Invalid(
-            f"members {sorted(expected - set(found))} missing, "
-            f"{sorted(set(found) - expected)} unexpected, {len(found)} in all"
-        )
-
-
-def _read_member(archive: zipfile.ZipFile, name: str, check: Callable[[tuple, np.dtype], None]):
-    """Member ``name`` as an array. Its size and .npy header are checked first, and
-    ``check(shape, dtype)`` must accept the header, so no claimed size is ever allocated."""
-    try:
-        info = archive.getinfo(f"{name}.npy")
-    except KeyError:
-        raise _Invalid(f"member {name!r} is missing") from None
-    where = f"member {name!r}"
-    if info.compress_type != zipfile.ZIP_STORED:
-        raise _Invalid(f"{where} is compressed; dshift stores members uncompressed")
-    if info.compress_size != info.file_size:
-        raise _Invalid(
-            f"{where} is stored in {info.compress_size} bytes but claims {info.file_size}"
-        )
-    if info.file_size > os.fstat(archive.fp.fileno()).st_size:
-        raise _Invalid(f"{where} claims {info.file_size} bytes, more than the whole file")
-    with archive.open(info) as f:
-        version = np.lib.format.read_magic(f)
-        if version not in ((1, 0), (2, 0)):
-            raise _Invalid(f"{where} has .npy format {version}, expected (1, 0) or (2, 0)")
-        reader = getattr(np.lib.format, f"read_array_header_{version[0]}_0")
-        shape, fortran, dtype = reader(f)
-        check(shape, dtype)
-        nbytes = math.prod(shape) * dtype.itemsize
-        if info.file_size - f.tell() != nbytes:
-            raise _Invalid(
-                f"{where} holds {info.file_size - f.tell()} bytes of data, its shape "
-                f"{shape} needs {nbytes}"
-            )
-        raw = f.read(nbytes)  # at the member's end: zipfile checks its CRC-32 here
-    if len(raw) != nbytes:
-        raise _Invalid(f"{where} is truncated")
-    if dtype == _B1 and raw.translate(None, b"\x00\x01"):
-        raise _Invalid(f"{where} holds booleans other than 0 and 1")
-    array = np.frombuffer(raw, dtype=dtype).reshape(shape, order="F" if fortran else "C")
-    return array.copy(order="C")
-
-
-def _expect(name: str, dtype: np.dtype, shape: tuple[int, ...], why: str):
-    """A header check: exactly ``dtype`` and ``shape``."""
-
-    def check(got_shape: tuple, got_dtype: np.dtype) -> None:
-        if got_dtype != dtype:
-            raise _Invalid(f"member {name!r} has dtype {got_dtype}, expected {dtype}")
-        if got_shape != shape:
-            raise _Invalid(f"member {name!r} has shape {got_shape}, expected {shape} ({why})")
-
-    return check
 
 
 def _check_meta_header(shape: tuple, dtype: np.dtype) -> None:
     if shape != () or dtype.kind != "U" or dtype.itemsize > MAX_META_BYTES:
-        raise _Invalid(
+        raise Invalid(
             f"member 'meta' has dtype {dtype} and shape {shape}, expected a string of at "
             f"most {MAX_META_BYTES} bytes"
         )
 
 
 def _read_meta(archive: zipfile.ZipFile) -> dict[str, Any]:
-    meta = json.loads(str(_read_member(archive, "meta", _check_meta_header)[()]))
+    meta = json.loads(str(read_member(archive, "meta", _check_meta_header)[()]))
     if not isinstance(meta, dict):
-        raise _Invalid(f"member 'meta' holds a JSON {type(meta).__name__}, not an object")
+        raise Invalid(f"member 'meta' holds a JSON {type(meta).__name__}, not an object")
     return meta
 
 
@@ -487,19 +334,19 @@ def _check_meta(meta: dict[str, Any], max_iter: int | None) -> None:
     """Field types and ranges of a checkpoint's metadata of this FORMAT."""
     params = meta.get("params")
     if not isinstance(params, dict) or not all(isinstance(v, str) for v in params.values()):
-        raise _Invalid("meta 'params' is not an object of strings")
+        raise Invalid("meta 'params' is not an object of strings")
     if not isinstance(meta.get("data"), str):
-        raise _Invalid("meta 'data' is not a string")
+        raise Invalid("meta 'data' is not a string")
     if meta.get("seeding") not in _SEEDINGS:
-        raise _Invalid(f"meta 'seeding' is {_one_line(repr(meta.get('seeding')))}")
+        raise Invalid(f"meta 'seeding' is {one_line(repr(meta.get('seeding')))}")
     for key in ("bandwidth", "elapsed"):
         value = meta.get(key)
         if not _is_real(value) or not 0 <= value < math.inf:
-            raise _Invalid(f"meta {key!r} is {_one_line(repr(value))}, not a number >= 0")
+            raise Invalid(f"meta {key!r} is {one_line(repr(value))}, not a number >= 0")
     iteration, last = meta.get("iteration"), math.inf if max_iter is None else max_iter + 1
     if not _is_int(iteration) or not 0 <= iteration <= last:
-        raise _Invalid(
-            f"meta 'iteration' is {_one_line(repr(iteration))}, not an integer in [0, {last}]"
+        raise Invalid(
+            f"meta 'iteration' is {one_line(repr(iteration))}, not an integer in [0, {last}]"
         )
 
 
@@ -522,15 +369,15 @@ def _seeds_check(rows: int, features: range, given: bool):
 
     def check(shape: tuple, dtype: np.dtype) -> None:
         if dtype not in (_F4, _F8) or len(shape) != 2:
-            raise _Invalid(
+            raise Invalid(
                 f"member 'seeds' has dtype {dtype} and shape {shape}, expected 2-d float32 "
                 "or float64"
             )
         if shape[1] not in features:
             want = features[0] if len(features) == 1 else f"{features[0]} to {features[-1]}"
-            raise _Invalid(f"member 'seeds' has {shape[1]} columns, the data have {want} features")
+            raise Invalid(f"member 'seeds' has {shape[1]} columns, the data have {want} features")
         if not 1 <= shape[0] <= (math.inf if given else rows):
-            raise _Invalid(f"member 'seeds' has {shape[0]} rows, expected 1 to {rows}")
+            raise Invalid(f"member 'seeds' has {shape[0]} rows, expected 1 to {rows}")
 
     return check
 
@@ -538,7 +385,7 @@ def _seeds_check(rows: int, features: range, given: bool):
 def _read_arrays(archive, specs, sizes: dict[str, int], why: str) -> dict[str, np.ndarray]:
     """Read the members ``specs`` (name: (dtype, dims)), each shaped from ``sizes``."""
     return {
-        name: _read_member(archive, name, _expect(name, dtype, tuple(sizes[c] for c in dims), why))
+        name: read_member(archive, name, expect(name, dtype, tuple(sizes[c] for c in dims), why))
         for name, (dtype, dims) in specs.items()
     }
 
@@ -547,21 +394,21 @@ def _check_values(arrays: dict[str, np.ndarray], iteration: int) -> None:
     """Values a dshift fit can produce: finite, in range and consistent."""
     for name in ("seeds", "centers", "intensity", "local_bandwidth", "h_max_shift", "h_elapsed"):
         if name in arrays and not np.isfinite(arrays[name]).all():
-            raise _Invalid(f"member {name!r} holds NaN or infinite values")
+            raise Invalid(f"member {name!r} holds NaN or infinite values")
     for name in ("intensity", "local_bandwidth", "h_max_shift", "h_elapsed"):
         if name in arrays and (arrays[name] < 0).any():
-            raise _Invalid(f"member {name!r} holds negative values")
+            raise Invalid(f"member {name!r} holds negative values")
     if (arrays["active"] & ~arrays["alive"]).any():
-        raise _Invalid("member 'active' marks seeds that 'alive' says were dropped")
+        raise Invalid("member 'active' marks seeds that 'alive' says were dropped")
     if "n_iter" not in arrays:
         return
     if ((arrays["n_iter"] < 0) | (arrays["n_iter"] > max(iteration - 1, 0))).any():
-        raise _Invalid(f"member 'n_iter' holds values outside [0, {max(iteration - 1, 0)}]")
+        raise Invalid(f"member 'n_iter' holds values outside [0, {max(iteration - 1, 0)}]")
     if not np.array_equal(arrays["h_iteration"], np.arange(iteration)):
-        raise _Invalid(f"member 'h_iteration' is not 0, 1, ..., {iteration - 1}")
+        raise Invalid(f"member 'h_iteration' is not 0, 1, ..., {iteration - 1}")
     computed = arrays["h_n_computed"]
     if ((computed < 0) | (computed > len(arrays["seeds"]))).any():
-        raise _Invalid("member 'h_n_computed' holds values outside [0, n_seeds]")
+        raise Invalid("member 'h_n_computed' holds values outside [0, n_seeds]")
 
 
 def _max_iter(params: dict[str, str]) -> int | None:
@@ -612,17 +459,17 @@ def load(
         return None
     steps = steps_dir(path)
     refuse = functools.partial(
-        _refusing,
+        refusing,
         f"Checkpoint {path!r} is not a readable dshift checkpoint",
         f"delete it and {steps!r} to start afresh, or pass another checkpoint path.",
     )
     with ExitStack() as stack:
         with refuse():
-            archive = stack.enter_context(_open_archive(path))
+            archive = stack.enter_context(open_archive(path))
             meta = _read_meta(archive)
         _check_format(path, meta)
         with refuse():
-            _check_names(archive, ["meta", "seeds", *_STATE])
+            check_names(archive, ["meta", "seeds", *_STATE])
             _check_meta(meta, _max_iter(params))
         _check_origin(path, meta, params, data)
         features = _feature_counts(data, n_features)
@@ -650,7 +497,7 @@ def _read_state(
 ) -> dict[str, np.ndarray]:
     """The seeds, then every member shaped after them, then their values checked."""
     given = meta["seeding"] == "given"
-    seeds = _read_member(archive, "seeds", _seeds_check(rows, features, given))
+    seeds = read_member(archive, "seeds", _seeds_check(rows, features, given))
     m, d = seeds.shape
     sizes = {"m": m, "d": d, "t": meta["iteration"]}
     arrays = _read_arrays(archive, _STATE, sizes, f"{m} seeds, {d} features")
@@ -662,7 +509,7 @@ def _read_state(
 def _check_format(path: str, meta: dict[str, Any]) -> None:
     if not _is_int(meta.get("format")) or meta["format"] != FORMAT:
         raise ValueError(
-            f"Checkpoint {path!r} has format {_one_line(repr(meta.get('format')), 40)}, this "
+            f"Checkpoint {path!r} has format {one_line(repr(meta.get('format')), 40)}, this "
             f"dshift reads format {FORMAT} only (older checkpoints fingerprint parameters "
             f"differently); delete it and {steps_dir(path)!r} to start afresh."
         )
@@ -671,7 +518,7 @@ def _check_format(path: str, meta: dict[str, Any]) -> None:
 def _check_origin(path: str, meta: dict[str, Any], params: dict[str, str], data: str) -> None:
     """Refuse a checkpoint made with other parameters or from other data."""
     changed = [
-        f"{k}={_one_line(meta['params'].get(k, '<unset>'), 60)} there, {v} now"
+        f"{k}={one_line(meta['params'].get(k, '<unset>'), 60)} there, {v} now"
         for k, v in params.items()
         if meta["params"].get(k) != v
     ]
@@ -683,7 +530,7 @@ def _check_origin(path: str, meta: dict[str, Any], params: dict[str, str], data:
         )
     if meta["data"] != data:
         raise ValueError(
-            f"Checkpoint {path!r} was made from other data ({_one_line(meta['data'], 80)} "
+            f"Checkpoint {path!r} was made from other data ({one_line(meta['data'], 80)} "
             f"there, {data} now); it is not reused. Fit the same data, or delete the "
             "checkpoint (or pass another path) to start afresh."
         )
@@ -701,8 +548,8 @@ def _read_history(path: str, arrays: dict[str, np.ndarray], m: int, d: int) -> l
                 f"({record!r} does not exist); {recover}"
             )
         message = f"Checkpoint {path!r} has a damaged record of iteration {iteration}, {record!r}"
-        with _refusing(message, recover), _open_archive(record) as archive:
-            _check_names(archive, list(_STEP))
+        with refusing(message, recover), open_archive(record) as archive:
+            check_names(archive, list(_STEP))
             step = _read_arrays(archive, _STEP, {"m": m, "d": d}, f"{m} seeds, {d} features")
             _check_values(step, iteration)
         history.append(

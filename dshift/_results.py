@@ -27,6 +27,7 @@ from zarr.codecs import BytesCodec, ZstdCodec
 
 from dshift._checkpoint import steps_dir
 from dshift._store import _normalize, atomic_group, store_rows
+from dshift._untrusted import Invalid, one_line
 from dshift._zarr_input import verify_unchanged
 
 if TYPE_CHECKING:
@@ -199,27 +200,18 @@ def read_model(path: str | os.PathLike) -> MeanShift:
     return model
 
 
-class _Invalid(Exception):
-    """What is wrong with a result group, in a few words."""
-
-
-def _one_line(text: Any, limit: int = 300) -> str:
-    text = " ".join(str(text).split())
-    return text if len(text) <= limit else text[: limit - 3] + "..."
-
-
 def _refused(path: str | os.PathLike, exc: BaseException) -> ValueError:
     """One line naming the group, what is wrong with it and the remedy."""
-    detail = str(exc) if isinstance(exc, _Invalid) else f"{type(exc).__name__}: {exc}"
+    detail = str(exc) if isinstance(exc, Invalid) else f"{type(exc).__name__}: {exc}"
     return ValueError(
-        f"Result {os.fspath(path)!r} cannot be used ({_one_line(detail)}): it is damaged "
+        f"Result {os.fspath(path)!r} cannot be used ({one_line(detail, 300)}): it is damaged "
         "or was not written by dshift; fit again to rewrite it (`dshift fit` or "
         "dshift.write_result)."
     )
 
 
 #: What reading a damaged group can raise (zarr, json, numcodecs, fsspec).
-_READ_ERRORS = (_Invalid, ValueError, TypeError, KeyError, OSError, RuntimeError, IndexError)
+_READ_ERRORS = (Invalid, ValueError, TypeError, KeyError, OSError, RuntimeError, IndexError)
 
 
 @contextmanager
@@ -247,7 +239,7 @@ def _check_metadata_files(fs, directory: str) -> None:
         except FileNotFoundError:
             continue
         if info.get("type") != "file" or info.get("size", 0) > MAX_METADATA_BYTES:
-            raise _Invalid(
+            raise Invalid(
                 f"{directory.rsplit('/', 1)[-1]}/{name} is not a metadata file of at most "
                 f"{MAX_METADATA_BYTES} bytes (type {info.get('type')}, {info.get('size')} bytes)"
             )
@@ -265,7 +257,7 @@ def _open_members(path: str | os.PathLike, url: str) -> tuple[zarr.Group, dict[s
     with _refusing(path):
         for name, member in members.items():
             if not isinstance(member, zarr.Array):
-                raise _Invalid(f"{name!r} is a group, not an array")
+                raise Invalid(f"{name!r} is a group, not an array")
         _check_shapes(members)
     return group, members
 
@@ -274,20 +266,20 @@ def _check_shapes(arrays: dict[str, zarr.Array]) -> None:
     """centers 2-d float (k, d) within the bounds; intensity, cluster_sizes numeric (k,)."""
     centers = arrays["centers"]
     if centers.ndim != 2 or centers.dtype.kind != "f" or centers.dtype.itemsize > 8:
-        raise _Invalid(
+        raise Invalid(
             f"'centers' has dtype {centers.dtype} and shape {centers.shape}, expected 2-d "
             "float (n_clusters, n_features)"
         )
     k, d = centers.shape
     if not 1 <= k <= MAX_CLUSTERS or d < 1 or k * d * centers.dtype.itemsize > MAX_CENTERS_BYTES:
-        raise _Invalid(
+        raise Invalid(
             f"'centers' has shape {centers.shape}; a result holds 1 to {MAX_CLUSTERS} "
             f"clusters, at least one feature and at most {MAX_CENTERS_BYTES} bytes of centers"
         )
     for name in ("intensity", "cluster_sizes"):
         array = arrays[name]
         if array.shape != (k,) or array.dtype.kind not in "iuf" or array.dtype.itemsize > 8:
-            raise _Invalid(
+            raise Invalid(
                 f"{name!r} has dtype {array.dtype} and shape {array.shape}, expected numbers "
                 f"of shape ({k},), one per center"
             )
@@ -298,13 +290,13 @@ def _check_chunks(fs, directory: str, name: str, array: zarr.Array) -> None:
     decompressing to no more than its chunk's bytes (checked with a bounded decode), so
     reading the array allocates no more than its shape says."""
     if array.shards is not None or any(not 1 <= c <= s for c, s in zip(array.chunks, array.shape)):
-        raise _Invalid(
+        raise Invalid(
             f"{name!r} has chunks {array.chunks} (sharded: {array.shards}) for its "
             f"shape {array.shape}; dshift writes unsharded chunks within the shape"
         )
     grid = [range(math.ceil(s / c)) for s, c in zip(array.shape, array.chunks)]
     if math.prod(len(g) for g in grid) > MAX_CHUNKS:
-        raise _Invalid(f"{name!r} is split into more than {MAX_CHUNKS} chunks")
+        raise Invalid(f"{name!r} is split into more than {MAX_CHUNKS} chunks")
     decoder = _decoder(name, array)
     nbytes = math.prod(array.chunks) * array.dtype.itemsize
     limit = nbytes if decoder is None else nbytes + nbytes // 64 + 1024
@@ -315,7 +307,7 @@ def _check_chunks(fs, directory: str, name: str, array: zarr.Array) -> None:
         except FileNotFoundError:
             continue  # a chunk never written: zarr gives its fill value
         if info.get("type") != "file" or info.get("size", 0) > limit:
-            raise _Invalid(
+            raise Invalid(
                 f"{name!r} has a stored chunk of {info.get('size')} bytes, at most {limit} expected"
             )
         if decoder is not None:
@@ -337,7 +329,7 @@ def _decoder(name: str, array: zarr.Array):
             return None
         if isinstance(compressors[0], (numcodecs.Zstd, numcodecs.Blosc)):
             return compressors[0]
-    raise _Invalid(f"{name!r} uses codecs {compressors or filters} that dshift does not write")
+    raise Invalid(f"{name!r} uses codecs {compressors or filters} that dshift does not write")
 
 
 def _check_attributes(attrs: dict[str, Any], values: dict[str, np.ndarray]) -> dict[str, Any]:
@@ -346,19 +338,19 @@ def _check_attributes(attrs: dict[str, Any], values: dict[str, np.ndarray]) -> d
     for key, kind in _ATTRIBUTE_TYPES.items():
         value = attrs.get(key)
         if key in attrs and (not isinstance(value, kind) or isinstance(value, bool)):
-            raise _Invalid(f"attribute {key!r} is {_one_line(repr(value), 60)}")
+            raise Invalid(f"attribute {key!r} is {one_line(repr(value), 60)}")
     k = len(values["centers"])
     if attrs.get("n_clusters", k) != k or attrs.get("n_iter", 0) < 0:
-        raise _Invalid(
+        raise Invalid(
             f"attributes n_clusters={attrs.get('n_clusters')} and n_iter="
             f"{attrs.get('n_iter')} do not fit {k} centers"
         )
     if not 0 <= attrs.get("bandwidth", 0) < math.inf:
-        raise _Invalid(f"attribute 'bandwidth' is {attrs['bandwidth']}")
+        raise Invalid(f"attribute 'bandwidth' is {attrs['bandwidth']}")
     for name, recorded in (attrs.get("checksums") or {}).items():
         if name in values and recorded != checksum(values[name]):
-            raise _Invalid(f"{name!r} does not match its checksum (a damaged chunk?)")
+            raise Invalid(f"{name!r} does not match its checksum (a damaged chunk?)")
     for name, array in values.items():
         if not np.isfinite(array).all() or (name != "centers" and (array < 0).any()):
-            raise _Invalid(f"{name!r} holds NaN, infinite or negative values")
+            raise Invalid(f"{name!r} holds NaN, infinite or negative values")
     return attrs
