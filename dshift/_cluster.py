@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import threading
+import time
 from collections.abc import Iterator
 from concurrent.futures import CancelledError
 from typing import Any
@@ -112,29 +113,44 @@ def lost_scheduler_error(checkpoint: Any = None) -> SchedulerLostError:
     return SchedulerLostError(f"Lost the connection to the Dask scheduler during the fit; {how}.")
 
 
+#: The clients whose computations are watched now (client -> number of watches).
+_watched: dict[Any, int] = {}
+_watched_lock = threading.Lock()
+_watcher: threading.Thread | None = None
+
+
+def _watch_all() -> None:
+    """One daemon thread for all watches: cancel a watched client's futures once it has
+    lost its scheduler (FutureState.cancel must run on the client's event loop)."""
+    while True:
+        time.sleep(WATCH_INTERVAL)
+        with _watched_lock:
+            clients = list(_watched)
+        for client in clients:
+            if lost(client):
+                with contextlib.suppress(RuntimeError):  # the loop closed: nothing waits
+                    client.loop.add_callback(_cancel_all, client)
+
+
 @contextlib.contextmanager
 def watch_scheduler(client: Any, checkpoint: Any = None) -> Iterator[None]:
     """Run the block's computation, ending it promptly if the scheduler is lost.
 
     A computation submitted while the client reconnects is never cancelled by
-    ``distributed`` and would wait forever; the watch cancels the client's futures once
-    the connection is lost, and the block then raises :class:`SchedulerLostError`.
+    ``distributed`` and would wait forever; while a watch is open, a watcher thread (one
+    for the process, started on first use) cancels the client's futures within
+    ``WATCH_INTERVAL`` seconds of the loss, and the block then raises
+    :class:`SchedulerLostError`.
     """
+    global _watcher
     if client is None:
         yield
         return
-    stop = threading.Event()
-
-    def watch() -> None:
-        while not stop.wait(WATCH_INTERVAL):
-            if lost(client):
-                # FutureState.cancel must run on the client's event loop
-                with contextlib.suppress(RuntimeError):  # the loop closed: nothing waits
-                    client.loop.add_callback(_cancel_all, client)
-                return
-
-    watcher = threading.Thread(target=watch, name="dshift-scheduler-watch", daemon=True)
-    watcher.start()
+    with _watched_lock:
+        _watched[client] = _watched.get(client, 0) + 1
+        if _watcher is None:
+            _watcher = threading.Thread(target=_watch_all, name="dshift-watch", daemon=True)
+            _watcher.start()
     try:
         yield
     except (CancelledError, OSError) as exc:
@@ -142,7 +158,10 @@ def watch_scheduler(client: Any, checkpoint: Any = None) -> Iterator[None]:
             raise lost_scheduler_error(checkpoint) from exc
         raise
     finally:
-        stop.set()
+        with _watched_lock:
+            _watched[client] -= 1
+            if not _watched[client]:
+                del _watched[client]
 
 
 def _cancel_all(client: Any) -> None:
