@@ -197,7 +197,9 @@ def atomic_group(
 
     If the block raises (or the process dies), ``path`` is untouched: an existing output is
     kept, and the temporary group is removed (or, after a hard kill, left as a hidden
-    ``.name.tmp-*`` sibling that no reader opens).
+    ``.name.tmp-*`` sibling that no reader opens). A SIGINT or SIGTERM that arrives before
+    the group is published stops the write and keeps it unpublished; the signal is then
+    delivered (see :func:`_interrupts_held`).
     """
     url = check_writable(path, overwrite=overwrite, inputs=inputs)
     fs, root = fsspec.core.url_to_fs(url)
@@ -206,6 +208,8 @@ def atomic_group(
     with _interrupts_held():
         try:
             yield zarr.open_group(tmp_url, mode="w-")
+            if _held:  # a signal came while the group was written: it is not published
+                raise _Interrupted(f"interrupted by signal {_held[0]}; nothing was written")
             check_writable(path, overwrite=overwrite)
             if fs.exists(root):
                 old_root = fsspec.core.url_to_fs(_sibling(url, "old"))[1]

@@ -268,3 +268,18 @@ def test_an_interrupted_store_waits_for_the_running_chunk_writes(tmp_path, sched
     assert started and started == done, names  # every write that began had ended
     assert len(done) < 8  # and the rest never ran
     assert not out.exists() and _temporaries(tmp_path) == []
+
+
+def test_a_signal_held_until_the_end_of_the_write_keeps_the_group_unpublished(tmp_path):
+    """Non-regression: a Ctrl-C that arrived while the last chunks were written was
+    delivered after the group was published (exit 143 with a complete output)."""
+    import numpy as np
+
+    from dshift import _store
+
+    out = tmp_path / "out.zarr"
+    with pytest.raises(KeyboardInterrupt), _store.atomic_group(out) as group:
+        group.create_array("a", data=np.arange(10))
+        signal.raise_signal(signal.SIGINT)  # held: nothing is raised here
+        group.create_array("b", data=np.arange(10))  # the block goes on to its end
+    assert not out.exists() and _temporaries(tmp_path) == []
