@@ -788,18 +788,25 @@ def fuzz_checkpoint(pristine, tmp_path_factory):
     return ckpt, params, data, _load(source, params, data)
 
 
+def _load_damaged(ckpt: Path, damaged_file: Path, params, fingerprint, data):
+    """Load the checkpoint with one of its files mutated by hypothesis, then restore it:
+    (checkpoint or None, refusal message or None, kind of mutation)."""
+    pristine_bytes = damaged_file.read_bytes()
+    damaged, kind = _mutated_archive(pristine_bytes, data)
+    damaged_file.write_bytes(damaged)
+    try:
+        saved, message = _bounded(lambda: _load(ckpt, params, fingerprint))
+    finally:
+        damaged_file.write_bytes(pristine_bytes)
+    event(f"{kind}: {'refused' if saved is None else 'loaded'}")
+    return saved, message, kind
+
+
 @FUZZ
 @given(data=st.data())
 def test_fuzzed_checkpoints_are_refused_in_one_line_or_load_consistently(fuzz_checkpoint, data):
     ckpt, params, fingerprint, original = fuzz_checkpoint
-    pristine_bytes = ckpt.read_bytes()
-    damaged, kind = _mutated_archive(pristine_bytes, data)
-    ckpt.write_bytes(damaged)
-    try:
-        saved, message = _bounded(lambda: _load(ckpt, params, fingerprint))
-    finally:
-        ckpt.write_bytes(pristine_bytes)
-    event(f"{kind}: {'refused' if saved is None else 'loaded'}")
+    saved, message, kind = _load_damaged(ckpt, ckpt, params, fingerprint, data)
     if saved is None:
         assert message.startswith(f"Checkpoint {str(ckpt)!r} "), message
         assert "start afresh" in message
@@ -816,14 +823,7 @@ def test_fuzzed_step_records_are_refused_in_one_line_or_load_consistently(
 ):
     ckpt, params, fingerprint, original = fuzz_checkpoint
     record = Path(_checkpoint.steps_dir(ckpt)) / f"{iteration:06d}.npz"
-    pristine_bytes = record.read_bytes()
-    damaged, kind = _mutated_archive(pristine_bytes, data)
-    record.write_bytes(damaged)
-    try:
-        saved, message = _bounded(lambda: _load(ckpt, params, fingerprint))
-    finally:
-        record.write_bytes(pristine_bytes)
-    event(f"{kind}: {'refused' if saved is None else 'loaded'}")
+    saved, message, kind = _load_damaged(ckpt, record, params, fingerprint, data)
     if saved is None:
         assert message.startswith(
             f"Checkpoint {str(ckpt)!r} has a damaged record of iteration {iteration}, "
