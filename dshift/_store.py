@@ -13,6 +13,7 @@ chunk writes already running, then removes the temporary group.
 
 from __future__ import annotations
 
+import concurrent.futures
 import os
 import signal
 import threading
@@ -20,7 +21,6 @@ import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from concurrent.futures import TimeoutError as FutureTimeout
 from contextlib import contextmanager
 
 import dask
@@ -268,16 +268,16 @@ def run_to_the_end(work) -> None:
     With a distributed client the pending tasks are cancelled and the running ones are
     awaited on the workers (at most ``DRAIN_SECONDS``); on dask's threaded scheduler the
     thread pool is shut down, waiting for its running tasks. Either way no chunk is
-    written after this returns or raises.
+    written after this returns or raises. The wait looks for held signals every
+    ``POLL_SECONDS`` without raising anything meanwhile: an exception raised and caught
+    in every poll would leave reference cycles holding the computation's future.
     """
     client = current_client()
     if client is not None:
         (work,) = dask.optimize(work)  # the keys the workers run (fusion renames them)
         future = client.compute(work, optimize_graph=False)
         keys = {str(key) for key in work.__dask_graph__()}
-        _wait_or_stop(
-            lambda: future.result(timeout=POLL_SECONDS), lambda: _drain(client, future, keys)
-        )
+        _wait_or_stop(future, lambda: _drain(client, future, keys))
         return
     pool = ThreadPoolExecutor(os.cpu_count() or 1)
     with ThreadPoolExecutor(1) as runner:
@@ -285,26 +285,26 @@ def run_to_the_end(work) -> None:
 
         def stop() -> None:
             pool.shutdown(wait=True, cancel_futures=True)
-            job.exception()  # the compute ends once its pool refuses new tasks
+            concurrent.futures.wait([job])  # it ends once its pool refuses new tasks
 
         try:
-            _wait_or_stop(lambda: job.result(timeout=POLL_SECONDS), stop)
+            _wait_or_stop(job, stop)
         finally:
             pool.shutdown(wait=True)
 
 
-def _wait_or_stop(wait: Callable[[], object], stop: Callable[[], None]) -> None:
-    """Call ``wait()`` until it returns; on a held signal (or any exception), ``stop()``."""
+def _wait_or_stop(future, stop: Callable[[], None]) -> None:
+    """Wait for ``future`` (distributed or concurrent.futures) and return its result; on a
+    held signal (or any exception), ``stop()`` and raise."""
+    done = threading.Event()
+    future.add_done_callback(lambda _: done.set())
     try:
-        while True:
-            try:
-                wait()
-                return
-            except (TimeoutError, FutureTimeout):
-                if _held:
-                    raise _Interrupted(
-                        f"interrupted by signal {_held[0]} while writing; nothing was written"
-                    ) from None
+        while not done.wait(POLL_SECONDS):
+            if _held:
+                raise _Interrupted(
+                    f"interrupted by signal {_held[0]} while writing; nothing was written"
+                )
+        return future.result()
     except BaseException:
         stop()
         raise
