@@ -293,7 +293,7 @@ def run_to_the_end(work) -> None:
             pool.shutdown(wait=True)
 
 
-def _wait_or_stop(future, stop: Callable[[], None]) -> None:
+def _wait_or_stop(future, stop: Callable[[], None]) -> object:
     """Wait for ``future`` (distributed or concurrent.futures) and return its result; on a
     held signal (or any exception), ``stop()`` and raise."""
     done = threading.Event()
