@@ -6,7 +6,7 @@ from typing import Any
 
 import numpy as np
 
-from dshift import _kernels, _limits
+from dshift import _limits, kernels
 from dshift._io import as_dask_array
 from dshift._seeding import sample_rows
 
@@ -81,4 +81,4 @@ def estimate_bandwidth(
             "before estimating the bandwidth."
         )
     k = max(1, int(n * quantile))
-    return float(_kernels.kth_neighbor_distances(sample, k).sum() / n)
+    return float(kernels.kth_distances(sample, sample, k).sum() / n)

@@ -10,20 +10,19 @@ nothing; the price is an error of the order of the cell size in the centers.
 
 from __future__ import annotations
 
-import dask
 import dask.array as da
 import numpy as np
 
-from dshift import _kernels
-from dshift._iterate import check_finite, compute_tree
+from dshift import kernels
+from dshift._iterate import check_finite, reduce_cells
 
 #: Most occupied cells the grid summary may have (it is held on the client).
 MAX_CELLS = 2_000_000
 
 
-def _merge_bounded(*parts):
-    merged = _kernels.merge_grid_cells(*parts)
-    if len(merged[0]) > MAX_CELLS:
+def _merge_bounded(*parts: kernels.Cells) -> kernels.Cells:
+    merged = kernels.merge_cells(*parts)
+    if len(merged.cells) > MAX_CELLS:
         raise ValueError(
             f"The grid has more than {MAX_CELLS} occupied cells, too many to stand for the "
             "points (grid mode pays off in low dimensions): raise grid_fraction, or use "
@@ -60,10 +59,9 @@ def grid_summary(
     >>> cells.tolist(), points.round(6).tolist()
     ([[0.0], [1.0]], [[0.2, 2.0], [1.6, 2.0]])
     """
-    binned = dask.delayed(_kernels.grid_cells, pure=True)
-    parts = [binned(block, cell_size, weighted) for block in X.to_delayed().ravel()]
-    result = compute_tree(parts, _merge_bounded, last_on_client=False)
-    cells, sums, weights, n_nonfinite = result
+    cells, weights, sums, n_nonfinite = reduce_cells(
+        X, cell_size, weighted, sums=True, merge=_merge_bounded
+    )
     check_finite(n_nonfinite)
     keep = weights > 0
     points = np.column_stack([sums[keep] / weights[keep, None], weights[keep]])

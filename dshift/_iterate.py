@@ -1,7 +1,8 @@
 """The mean shift loop: one map/reduce over the chunks per iteration, then a local update.
 
-Each iteration broadcasts the distinct *active* centers, every chunk computes its partial
-:class:`~dshift._kernels.ChunkStats`, and a tree of ``add_stats`` adds them: on the cluster
+Each iteration plans the chunks' work once (:func:`dshift.kernels.plan`: the distinct
+*active* centers and how to reach them), broadcasts the plan, every chunk computes its
+partial :class:`~dshift.kernels.ChunkStats`, and a tree of ``add_stats`` adds them: on the cluster
 down to at most ``SPLIT_EVERY`` (m x (d + 3)) partials, which the client adds when they are
 small (else the whole tree runs on the cluster). There the new centers are computed,
 centers whose shift is at most ``tol * bandwidth`` are frozen (no longer broadcast), and
@@ -20,15 +21,13 @@ import dask
 import dask.array as da
 import numpy as np
 
-from dshift import _kernels, _limits
+from dshift import _limits, kernels
+from dshift._columns import Columns
 
 logger = logging.getLogger(__name__)
 
 #: Number of partial results added by one task of the tree reduction.
 SPLIT_EVERY = 8
-#: Unsorted rows use the center-grid kernel from this many center units (a group of
-#: centers, see ``_kernels.center_groups``, or a center alone); fewer run through long tiles.
-GRID_MIN_UNITS = 20
 
 
 @dataclass(frozen=True)
@@ -109,51 +108,61 @@ def reduce_stats(
     centers: np.ndarray,
     bandwidth: float,
     kernel: int,
-    weighted: bool = False,
-    adaptive: bool = False,
+    columns: Columns,
     rows_sorted: bool = True,
-) -> _kernels.ChunkStats:
-    """Compute the total :func:`~dshift._kernels.chunk_stats` of X's chunks (one pass).
+    _old_sorted: bool = True,
+) -> kernels.ChunkStats:
+    """Compute the total :func:`~dshift.kernels.chunk_stats` of X's chunks (one pass).
 
-    With ``weighted``, X holds a column of point weights after the features, and with
-    ``adaptive`` a last column of per-point bandwidths; ``rows_sorted`` says whether rows
-    are in spatial order within chunks (it picks the kernel's strategy). Only the
-    (centers x (d + 3)) partial sums travel, added by :func:`compute_tree`; the client adds
-    the last few only if they take at most ``EMBED_BYTES`` together (mode labels run from
-    up to millions of grid cells at once).
+    ``columns`` says where X's rows keep their weights and bandwidths, and ``rows_sorted``
+    whether rows are in spatial order within chunks: with the centers, they decide the
+    iteration's :func:`~dshift.kernels.plan`, made here once and shipped to every chunk
+    task. Only the (centers x (d + 3)) partial sums travel, added by :func:`compute_tree`;
+    the client adds the last few only if they take at most ``EMBED_BYTES`` together (mode
+    labels run from up to millions of grid cells at once).
     """
-    stats = dask.delayed(_kernels.chunk_stats, pure=True)
+    if not isinstance(columns, Columns):  # TEMPORARY: the old (weighted, adaptive, sorted) form
+        columns, rows_sorted = Columns(centers.shape[1], columns, rows_sorted), _old_sorted
+    the_plan = kernels.plan(centers, bandwidth, kernel, columns, rows_sorted=rows_sorted)
+    stats = dask.delayed(kernels.chunk_stats, pure=True)
     blocks = X.to_delayed().ravel()
-    grid = None
-    tiles_boxed = rows_sorted
-    if not rows_sorted and kernel != _kernels.GAUSSIAN and not adaptive:
-        if center_units(centers, bandwidth, kernel, weighted) >= GRID_MIN_UNITS:
-            grid = _kernels.center_grid(centers, bandwidth)  # once per iteration, broadcast
-            tiles_boxed = grid is None  # too large a grid: short tiles, which may prune
-    shared_centers = _broadcast(centers, len(blocks))
-    shared_grid = _broadcast(grid, len(blocks))
-    args = (bandwidth, kernel, weighted, adaptive, shared_grid, tiles_boxed)
-    parts = [stats(block, shared_centers, *args) for block in blocks]
+    shared = _broadcast(the_plan, len(blocks))
+    parts = [stats(block, shared) for block in blocks]
     partial_bytes = 8 * len(centers) * (centers.shape[1] + 3)
     small = partial_bytes * SPLIT_EVERY <= EMBED_BYTES
-    return compute_tree(parts, _kernels.add_stats, last_on_client=small)
+    return compute_tree(parts, kernels.add_stats, last_on_client=small)
 
 
-def center_units(centers: np.ndarray, bandwidth: float, kernel: int, weighted: bool) -> int:
-    """How many separate passes over a tile the centers cost: with the (unweighted) flat
-    kernel a group of centers closing in on a mode costs about one, else each center one."""
-    if kernel != _kernels.FLAT or weighted:
-        return len(centers)
-    groups = _kernels.center_groups(centers, bandwidth)
-    return len(groups.leaders) + int((groups.group_of < 0).sum())
+def reduce_cells(
+    X: da.Array,
+    cell_size: float,
+    weighted: bool = False,
+    *,
+    nearest: bool = False,
+    sums: bool = False,
+    merge: Callable[..., kernels.Cells] = kernels.merge_cells,
+) -> kernels.Cells:
+    """The occupied cells of X (:func:`~dshift.kernels.bin_points` of every chunk, one
+    pass), merged by ``merge`` in a tree on the cluster: only the result comes back."""
+    binned = dask.delayed(kernels.bin_points, pure=True)
+    blocks = X.to_delayed().ravel()
+    parts = [binned(block, cell_size, weighted, nearest=nearest, sums=sums) for block in blocks]
+    return compute_tree(parts, merge, last_on_client=False)
+
+
+def _nbytes(value) -> int:
+    """Bytes of the numpy arrays in ``value`` and in the tuples it nests."""
+    if isinstance(value, np.ndarray):
+        return value.nbytes
+    if isinstance(value, tuple):
+        return sum(_nbytes(v) for v in value)
+    return 0
 
 
 def _broadcast(value, n_tasks: int):
     """``value`` as an argument of ``n_tasks`` tasks: embedded in each if small, else one
     task of its own (a dependency each worker fetches once, another hop)."""
-    arrays = value if isinstance(value, tuple) else (value,)
-    nbytes = sum(a.nbytes for a in arrays if isinstance(a, np.ndarray))
-    if nbytes * n_tasks <= EMBED_BYTES:
+    if _nbytes(value) * n_tasks <= EMBED_BYTES:
         return value
     return dask.delayed(value, traverse=False)
 
@@ -190,7 +199,7 @@ def check_finite(n_nonfinite: int) -> None:
 
 
 def mean_shift_loop(
-    compute_stats: Callable[[np.ndarray], _kernels.ChunkStats],
+    compute_stats: Callable[[np.ndarray], kernels.ChunkStats],
     state: LoopState,
     *,
     max_iter: int,
@@ -198,7 +207,7 @@ def mean_shift_loop(
 ) -> Generator[Step, None, LoopState]:
     """Run mean shift from ``state`` (updated in place), one iteration per yielded Step.
 
-    ``compute_stats(centers)`` returns the total :class:`~dshift._kernels.ChunkStats` of
+    ``compute_stats(centers)`` returns the total :class:`~dshift.kernels.ChunkStats` of
     the data for those centers (one pass). A seed stops when its shift is at most
     ``threshold`` or after iteration ``max_iter``; a seed with no point in reach is dropped.
     A seed's iteration count is the 0-based iteration at which it stopped, as in
@@ -257,7 +266,7 @@ def mean_shift_loop(
 def label_blocks(X: da.Array, centers: np.ndarray, bandwidth: float, cluster_all: bool) -> da.Array:
     """Lazy nearest-center labels (int32), chunked like X's rows."""
     return X.map_blocks(
-        _kernels.nearest_labels,
+        kernels.nearest_labels,
         centers,
         bandwidth,
         cluster_all,

@@ -15,7 +15,8 @@ import dask
 import dask.array as da
 import numpy as np
 
-from dshift import _kernels
+from dshift import kernels
+from dshift._columns import Columns
 from dshift._iterate import LoopState, mean_shift_loop, reduce_stats
 from dshift._placement import Placement
 
@@ -44,19 +45,22 @@ def mode_table(
 
     Returns
     -------
-    keys, labels : the sorted table of :func:`dshift._kernels.cell_table`.
+    keys, labels : the sorted table of :func:`dshift.kernels.cell_table`.
     """
     d = cells.shape[1]
+    columns = Columns(d, weighted=True)
 
-    def stats(c: np.ndarray) -> _kernels.ChunkStats:
-        return density.run(lambda: reduce_stats(density.loop, c, bandwidth, kernel, True))
+    def stats(c: np.ndarray) -> kernels.ChunkStats:
+        return density.run(
+            lambda: reduce_stats(density.loop, c, bandwidth, kernel, columns, density.rows_sorted)
+        )
 
     starts = density.run(lambda: np.asarray(density.data[:, :d].compute(), dtype=np.float64))
     state = LoopState.start(starts)
     for _ in mean_shift_loop(stats, state, max_iter=max_iter, threshold=threshold):
         pass
-    labels = _kernels.nearest_labels(state.centers, centers, bandwidth, cluster_all)
-    return _kernels.cell_table(cells, labels)
+    labels = kernels.nearest_labels(state.centers, centers, bandwidth, cluster_all)
+    return kernels.cell_table(cells, labels)
 
 
 def mode_label_blocks(
@@ -70,7 +74,7 @@ def mode_label_blocks(
     """Lazy labels (int32) of X's rows by their cell's entry in ``table``."""
     keys, labels = (dask.delayed(a, traverse=False) for a in table)
     return X.map_blocks(
-        _kernels.cell_labels,
+        kernels.cell_labels,
         cell_size,
         keys,
         labels,

@@ -18,7 +18,7 @@ import dask.array as da
 import numpy as np
 from dask.base import tokenize
 
-from dshift import _kernels
+from dshift import kernels
 from dshift._cluster import current_client, watch_scheduler
 from dshift._io import append_columns
 
@@ -83,7 +83,7 @@ def loop_data(
     if persist:
         name = "loop-data-" + tokenize(X.name, spatial_order, n_features, attempt)
         if spatial_order:
-            X = X.map_blocks(_kernels.spatially_sorted, n_features, dtype=X.dtype, name=name)
+            X = X.map_blocks(kernels.spatially_sorted, n_features, dtype=X.dtype, name=name)
         elif attempt:
             X = X.map_blocks(np.asarray, dtype=X.dtype, name=name)
         X = X.persist()

@@ -9,13 +9,12 @@ from __future__ import annotations
 import warnings
 from typing import Any
 
-import dask
 import dask.array as da
 import numpy as np
 
-from dshift import _kernels, _limits
+from dshift import _limits
 from dshift._io import as_dask_array
-from dshift._iterate import check_finite, compute_tree
+from dshift._iterate import check_finite, reduce_cells
 
 SEEDINGS = ("auto", "all", "bin", "sample")
 #: Largest number of points ``seeding="all"`` accepts (cost per iteration is N^2).
@@ -44,15 +43,6 @@ def sample_rows(
     rng = np.random.default_rng(random_state)
     idx = np.sort(rng.choice(n_total, size=n, replace=False, p=p))
     return np.asarray(X[idx].compute())
-
-
-def _cells(
-    X: da.Array, bin_size: float, weighted: bool = False
-) -> tuple[np.ndarray, np.ndarray, int]:
-    cells = dask.delayed(_kernels.bin_cells, pure=True)
-    parts = [cells(block, bin_size, weighted) for block in X.to_delayed().ravel()]
-    result = compute_tree(parts, _kernels.merge_cells, last_on_client=False)
-    return result
 
 
 def get_bin_seeds(X: Any, bin_size: float, min_bin_freq: int = 1) -> np.ndarray:
@@ -131,7 +121,7 @@ def _bin_seeds(
 ) -> np.ndarray:
     """Seeds of the cells holding at least ``min_bin_freq`` points (one pass over X);
     with ``weighted``, a cell holds the sum of its points' weights."""
-    cells, counts, n_nonfinite = _cells(Xd, bin_size, weighted)
+    cells, counts, _, n_nonfinite = reduce_cells(Xd, bin_size, weighted, nearest=True)
     check_finite(n_nonfinite)
     chosen = cells[counts >= min_bin_freq]
     if len(chosen) == 0:

@@ -1,0 +1,214 @@
+"""Binning: the occupied cells of a grid over the points, and lookups by cell.
+
+One implementation serves bin seeding (cells ``round(x / bin_size)`` with their point
+counts), grid mode and mode labels (cells ``floor(x / cell_size)`` with their points' sums
+and weights), and their merges across chunks. A block is binned ``BIN_TILE_ROWS`` rows at a
+time, so temporaries are bounded by the tile and the number of occupied cells.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import numpy as np
+
+from dshift._limits import MAX_ABS
+from dshift.kernels._config import BIN_TILE_ROWS
+from dshift.kernels._neighbours import PREDICT_RANGE_MESSAGE, nearest_labels
+
+
+class Cells(NamedTuple):
+    """Occupied cells of a block and what they hold.
+
+    Attributes
+    ----------
+    cells : ndarray (n_cells, n_features), float64
+        Integer-valued cell coordinates, sorted lexicographically.
+    counts : ndarray (n_cells,)
+        Points per cell (int64), or their total weight (float64) when weighted or with sums.
+    sums : ndarray (n_cells, n_features) or None
+        The (weighted) sum of each cell's points, when asked for.
+    n_nonfinite : int
+        NaN, infinite or out-of-range (``|x| > MAX_ABS``) values met; their rows are skipped.
+    """
+
+    cells: np.ndarray
+    counts: np.ndarray
+    sums: np.ndarray | None
+    n_nonfinite: int
+
+
+def unique_rows(q: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``np.unique(q, axis=0, return_inverse=True)`` for integer-valued float rows, fast.
+
+    Rows are encoded as one int64 key in mixed radix (first column most significant, so the
+    order stays lexicographic) when the block's ranges allow; otherwise numpy's row unique.
+
+    Examples
+    --------
+    >>> cells, inverse = unique_rows(np.array([[1.0, 0.0], [0.0, 2.0], [1.0, 0.0]]))
+    >>> cells.tolist(), inverse.tolist()
+    ([[0.0, 2.0], [1.0, 0.0]], [1, 0, 1])
+    """
+    if len(q) == 0:
+        return q, np.empty(0, dtype=np.intp)
+    lo = q.min(axis=0)
+    span = q.max(axis=0) - lo + 1
+    if float(np.prod(span)) >= 2.0**62:
+        cells, inverse = np.unique(q, axis=0, return_inverse=True)
+        return cells, inverse.ravel()
+    radix = np.ones(q.shape[1], dtype=np.int64)
+    radix[:-1] = np.cumprod(span[::-1].astype(np.int64))[::-1][1:]
+    keys, inverse = np.unique((q - lo).astype(np.int64) @ radix, return_inverse=True)
+    cells = (keys[:, None] // radix) % span.astype(np.int64) + lo
+    return cells.astype(np.float64), inverse
+
+
+def _column_sums(inverse: np.ndarray, values: np.ndarray, n: int) -> np.ndarray:
+    """Per-cell sums of each column of ``values`` (rows assigned by ``inverse``)."""
+    columns = [np.bincount(inverse, values[:, k], n) for k in range(values.shape[1])]
+    return np.stack(columns, axis=1).reshape(n, values.shape[1])
+
+
+def bin_points(
+    X: np.ndarray,
+    cell_size: float,
+    weighted: bool = False,
+    *,
+    nearest: bool = False,
+    sums: bool = False,
+) -> Cells:
+    """The occupied cells of a block, with their counts (and sums).
+
+    Parameters
+    ----------
+    X : ndarray of shape (n_rows, n_features) (+1 column of point weights if ``weighted``)
+    cell_size : float
+    weighted : bool, default=False
+        Count each point's weight (the last column) instead of 1.
+    nearest : bool, default=False
+        Cells ``round(x / cell_size)`` (bin seeding, as scikit-learn's ``get_bin_seeds``)
+        instead of ``floor(x / cell_size)`` (grid mode, mode labels).
+    sums : bool, default=False
+        Also sum each cell's (weighted) points; the counts are then float64 weights.
+
+    Returns
+    -------
+    Cells
+
+    Examples
+    --------
+    >>> X = np.array([[0.1, 0.2], [0.4, 0.3], [2.0, np.nan]])
+    >>> b = bin_points(X, 1.0, nearest=True)
+    >>> b.cells.tolist(), b.counts.tolist(), b.n_nonfinite
+    ([[0.0, 0.0]], [2], 1)
+    >>> g = bin_points(np.array([[0.1], [0.3], [1.5]]), 1.0, sums=True)
+    >>> g.cells.ravel().tolist(), g.sums.ravel().tolist(), g.counts.tolist()
+    ([0.0, 1.0], [0.4, 1.5], [2.0, 1.0])
+    """
+    d = X.shape[1] - 1 if weighted else X.shape[1]
+    counts = np.empty(0, dtype=np.float64 if weighted or sums else np.int64)
+    out = Cells(np.empty((0, d)), counts, np.empty((0, d)) if sums else None, 0)
+    for start in range(0, X.shape[0], BIN_TILE_ROWS):
+        tile = np.asarray(X[start : start + BIN_TILE_ROWS], dtype=np.float64)
+        finite = np.abs(tile) <= MAX_ABS  # false for NaN and inf too
+        bad = int(finite.size - np.count_nonzero(finite))
+        tile = tile[finite.all(axis=1)]
+        points = tile[:, :d]
+        q = np.round(points / cell_size) if nearest else np.floor(points / cell_size)
+        cells, inverse = unique_rows(q)
+        n = len(cells)
+        w = tile[:, d] if weighted else (np.ones(len(tile)) if sums else None)
+        in_cells = _column_sums(inverse, points * w[:, None], n) if sums else None
+        out = merge_cells(out, Cells(cells, np.bincount(inverse, w, n), in_cells, bad))
+    return out
+
+
+def merge_cells(*parts: Cells) -> Cells:
+    """Union of :class:`Cells`, adding the counts (and sums) of shared cells.
+
+    Examples
+    --------
+    >>> a = Cells(np.array([[0.0], [1.0]]), np.array([2, 1]), None, 0)
+    >>> b = Cells(np.array([[1.0], [4.0]]), np.array([5, 1]), None, 3)
+    >>> m = merge_cells(a, b)
+    >>> m.cells.ravel().tolist(), m.counts.tolist(), m.n_nonfinite
+    ([0.0, 1.0, 4.0], [2, 6, 1], 3)
+    """
+    cells = np.concatenate([p.cells for p in parts])
+    counts = np.concatenate([p.counts for p in parts])
+    sums = None if parts[0].sums is None else np.concatenate([p.sums for p in parts])
+    bad = sum(p.n_nonfinite for p in parts)
+    if len(cells) == 0:
+        return Cells(cells, counts, sums, bad)
+    merged, inverse = np.unique(cells, axis=0, return_inverse=True)
+    inverse = inverse.ravel()
+    n = len(merged)
+    summed = np.bincount(inverse, counts, n).astype(counts.dtype)
+    return Cells(merged, summed, None if sums is None else _column_sums(inverse, sums, n), bad)
+
+
+def _void_rows(a: np.ndarray) -> np.ndarray:
+    """Each row of an integer-valued float array as one opaque value (sortable, comparable).
+
+    The keys stay float64 (adding 0.0 turns -0.0 into 0.0, so equal values have equal
+    bytes): a cell index beyond 2**63 (``|x| / cell_size`` can reach 1e300 in dshift's
+    range) would not survive a cast to int64.
+    """
+    a = np.ascontiguousarray(a, dtype=np.float64) + 0.0
+    return a.view(np.dtype((np.void, a.dtype.itemsize * a.shape[1]))).ravel()
+
+
+def cell_table(cells: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Sort (cell, label) pairs for :func:`cell_labels`' lookups.
+
+    Parameters
+    ----------
+    cells : ndarray of shape (n_cells, n_features), integer-valued
+    labels : ndarray of shape (n_cells,), int32
+
+    Returns
+    -------
+    keys : ndarray of shape (n_cells, n_features), float64 (integer-valued), in lookup order
+    labels : ndarray of shape (n_cells,), int32, in the same order
+    """
+    keys = np.ascontiguousarray(cells, dtype=np.float64)
+    order = np.argsort(_void_rows(keys), kind="stable")
+    return keys[order], np.asarray(labels, dtype=np.int32)[order]
+
+
+def cell_labels(
+    X: np.ndarray,
+    cell_size: float,
+    keys: np.ndarray,
+    labels: np.ndarray,
+    centers: np.ndarray,
+    bandwidth: float = np.inf,
+    cluster_all: bool = True,
+) -> np.ndarray:
+    """Label of each row: the label of its cell ``floor(x / cell_size)`` in the table.
+
+    Rows whose cell is not in the table get their nearest center (as
+    :func:`~dshift.kernels._neighbours.nearest_labels`). Works a tile of ``BIN_TILE_ROWS``
+    rows at a time.
+
+    Examples
+    --------
+    >>> keys, labels = cell_table(np.array([[0], [1]]), np.array([1, 0]))
+    >>> cell_labels(np.array([[0.5], [1.2], [7.0]]), 1.0, keys, labels, np.array([[1.0], [0.0]]))
+    array([1, 0, 0], dtype=int32)
+    """
+    table = _void_rows(keys)
+    out = np.empty(X.shape[0], dtype=np.int32)
+    for start in range(0, X.shape[0], BIN_TILE_ROWS):
+        tile = np.asarray(X[start : start + BIN_TILE_ROWS], dtype=np.float64)
+        if not (np.abs(tile) <= MAX_ABS).all():  # false for NaN and inf too
+            raise ValueError(PREDICT_RANGE_MESSAGE)
+        query = _void_rows(np.floor(tile / cell_size))
+        idx = np.minimum(np.searchsorted(table, query), len(table) - 1)
+        found = table[idx] == query
+        part = out[start : start + len(tile)]
+        part[found] = labels[idx[found]]
+        if not found.all():
+            part[~found] = nearest_labels(tile[~found], centers, bandwidth, cluster_all)
+    return out
