@@ -1,6 +1,6 @@
 """Chunk kernel throughput on one core: (center, point) pairs per second, no dask.
 
-Runs ``dshift._kernels.chunk_stats`` on one block of 3-d blobs (5 centers, std 1) with the
+Runs ``dshift.kernels.chunk_stats`` on one block of 3-d blobs (5 centers, std 1) with the
 data's bin seeds as centers (bandwidth 2), three ways: rows as stored (random order) through
 long tiles and through the center grid (the two paths for streamed data, taken with few and
 with many center units), and the Morton-ordered rows of a persisted copy through the tiles.
@@ -10,8 +10,9 @@ the middle iterations of a fit when the seeds close in on the modes, and a third
 
 Two more tables replay the iterations of real fits (the bin seeds of 1e6 points): the
 distinct active centers of every iteration, against the same rows. Flat kernel, with and
-without center groups (``GROUP_RADIUS = 0`` turns them off); Gaussian kernel, with and
-without its center groups and lattice factors.
+without center groups (``plan(..., group_radius=0)`` turns them off); Gaussian kernel, with
+and without its center groups and lattice factors. Strategies are chosen through
+``dshift.kernels.plan``'s ``strategy`` and ``group_radius`` arguments.
 
 Usage: ``.venv/bin/python benchmarks/kernels.py [--rows 250000] [--repeat 5]``
 """
@@ -28,9 +29,15 @@ from sklearn.cluster import get_bin_seeds
 from sklearn.datasets import make_blobs
 
 import dshift
-from dshift import _iterate, _kernels
+from dshift import kernels
+from dshift._columns import Columns
 
 BANDWIDTH = 2.0
+
+
+def stats_of(rows, C, kernel, **how):
+    """The chunk kernel on ``rows`` for the centers C, planned as ``how`` says."""
+    return kernels.chunk_stats(rows, kernels.plan(C, BANDWIDTH, kernel, Columns(3), **how))
 
 
 def best_of(fn, repeat):
@@ -54,7 +61,7 @@ def main(argv=None):
     crowded = np.repeat(seeds[:5], 50, axis=0) + rng.normal(scale=0.3, size=(250, 3))
     converging = np.repeat(seeds[:5], 50, axis=0) + rng.normal(scale=0.01, size=(250, 3))
     X = X.astype(np.float32)
-    ordered = _kernels.spatially_sorted(X)
+    ordered = kernels.spatially_sorted(X)
     print(f"{args.rows} rows x 3, float32, bandwidth {BANDWIDTH}, one core\n")
     print(
         "| kernel | centers | rows as stored, long tiles | rows as stored, center grid "
@@ -62,20 +69,22 @@ def main(argv=None):
     )
     print("|---|---|---:|---:|---:|")
     for kernel in ("flat", "epanechnikov", "gaussian"):
-        code = _kernels.KERNELS[kernel]
+        code = kernels.KERNELS[kernel]
         sets = ((f"{len(seeds)} bin seeds", seeds), ("250 crowded", crowded))
         sets += (("250 converging", converging),)
+        compact = kernel != "gaussian"
         for label, C in sets:
-            grid = _kernels.center_grid(C, BANDWIDTH) if kernel != "gaussian" else None
-            ways = [(X, None, False), (X, grid, False), (ordered, None, True)]
+            ways = [
+                (X, dict(rows_sorted=False, strategy="long tiles" if compact else None)),
+                (X, dict(strategy="center grid") if compact else None),
+                (ordered, dict(rows_sorted=True)),
+            ]
             cells, counts = [], None
-            for i, (rows, g, rows_sorted) in enumerate(ways):
-                if i == 1 and grid is None:
+            for rows, how in ways:
+                if how is None:
                     cells.append("—")
                     continue
-                run = functools.partial(
-                    _kernels.chunk_stats, rows, C, BANDWIDTH, code, grid=g, rows_sorted=rows_sorted
-                )
+                run = functools.partial(stats_of, rows, C, code, **how)
                 seconds, stats = best_of(run, args.repeat)
                 if counts is None:
                     counts = stats.counts
@@ -109,41 +118,30 @@ def fit_iterations(X, ordered, repeat):
     sets = center_sets("flat", 10)
     print("\n| center groups | rows as stored, as streamed | Morton-ordered rows, tiles |")
     print("|---|---:|---:|")
-    radius = _kernels.GROUP_RADIUS
-    for label, fraction in (("on (h/32)", radius), ("off", 0.0)):
-        _kernels.GROUP_RADIUS = fraction
+    for label, radius in (("on (h/32)", None), ("off", 0.0)):
         total = [0.0, 0.0]
         for C in sets:
-            many = _iterate.center_units(C, BANDWIDTH, _kernels.FLAT, False)
-            grid = _kernels.center_grid(C, BANDWIDTH) if many >= _iterate.GRID_MIN_UNITS else None
-            for i, (rows, g, ordered_rows) in enumerate(((X, grid, False), (ordered, None, True))):
-                stats = functools.partial(_kernels.chunk_stats, grid=g, rows_sorted=ordered_rows)
-                run = functools.partial(stats, rows, C, BANDWIDTH, _kernels.FLAT)
+            for i, (rows, ordered_rows) in enumerate(((X, False), (ordered, True))):
+                how = dict(rows_sorted=ordered_rows, group_radius=radius)
+                run = functools.partial(stats_of, rows, C, kernels.FLAT, **how)
                 total[i] += best_of(run, repeat)[0]
         print(f"| {label} | {total[0] * 1e3:.0f} ms | {total[1] * 1e3:.0f} ms |")
-    _kernels.GROUP_RADIUS = radius
 
 
 def gaussian_fit_iterations(ordered):
     """The same for a Gaussian fit, Morton-ordered rows (as persisted), one run each."""
     sets = center_sets("gaussian", 1)
     print("\n| Gaussian | Morton-ordered rows, tiles |\n|---|---:|")
-    radius, values = _kernels.GAUSSIAN_GROUP_RADIUS, _kernels.MAX_AXIS_VALUES
-    for label, fraction, lattice in (
-        ("center groups (h/40) and lattice factors", radius, values),
-        ("lattice factors only", 0.0, values),
-        ("neither", 0.0, 0),
+    for label, how in (
+        ("center groups (h/40) and lattice factors", {}),
+        ("lattice factors only", dict(group_radius=0.0)),
+        ("neither", dict(group_radius=0.0, strategy="short tiles")),
     ):
-        _kernels.GAUSSIAN_GROUP_RADIUS, _kernels.MAX_AXIS_VALUES = fraction, lattice
         total = sum(
-            best_of(
-                functools.partial(_kernels.chunk_stats, ordered, C, BANDWIDTH, _kernels.GAUSSIAN),
-                1,
-            )[0]
+            best_of(functools.partial(stats_of, ordered, C, kernels.GAUSSIAN, **how), 1)[0]
             for C in sets
         )
         print(f"| {label} | {total:.2f} s |")
-    _kernels.GAUSSIAN_GROUP_RADIUS, _kernels.MAX_AXIS_VALUES = radius, values
 
 
 if __name__ == "__main__":
