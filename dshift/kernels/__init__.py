@@ -11,6 +11,7 @@ The rest of dshift uses the names below; :func:`plan` decides, once per iteratio
 chunks compute their sums, and :func:`chunk_stats` executes that plan on one chunk.
 """
 
+from dshift.kernels import _cache, _plan
 from dshift.kernels._cells import Cells, bin_points, cell_labels, cell_table, merge_cells
 from dshift.kernels._config import EPANECHNIKOV, FLAT, GAUSSIAN, KERNELS
 from dshift.kernels._morton import morton_order, spatially_sorted
@@ -24,6 +25,9 @@ from dshift.kernels._plan import (
     plan,
     sorts_rows,
 )
+
+if (_where := _cache.cache_dir_of(_plan.tile_loop)) is not None:
+    _cache.drop_stale(_where)  # before any kernel compiles or loads its cached code
 
 __all__ = [
     "EPANECHNIKOV",

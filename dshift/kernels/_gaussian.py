@@ -34,7 +34,7 @@ from dshift.kernels._exp import (
     exp_taylor,
     exp_taylor13,
 )
-from dshift.kernels._tile_sums import count_nonfinite, tile_sums, transpose
+from dshift.kernels._tile_sums import add3, count_nonfinite, tile_sums, transpose
 
 #: Gaussian centers on a lattice (bin seeds, before they move) get their weights as
 #: products of per-axis exps when the axes have at most this many distinct values in all,
@@ -287,11 +287,7 @@ def _lattice_center3(T, t, E, index, C, j, h2, far, out):
         a0 += wi * u0
         a1 += wi * u1
         a2 += wi * u2
-    out.counts[j] += inside
-    out.weights[j] += total
-    out.sums[j, 0] += a0
-    out.sums[j, 1] += a1
-    out.sums[j, 2] += a2
+    add3(out, j, inside, total, a0, a1, a2)
 
 
 @numba.njit(**JIT, fastmath=FASTMATH, inline="always")

@@ -27,7 +27,7 @@ from dshift.kernels._config import (
     SHELL_WEIGHT,
     WEIGHT,
 )
-from dshift.kernels._tile_sums import add_flat3, flat3, tile_sums
+from dshift.kernels._tile_sums import add3, flat3, tile_sums
 
 #: Centers within this fraction of the bandwidth of a leader form one group (flat kernel):
 #: a point well inside (or outside) the group's ball is inside (or outside) every member's.
@@ -250,7 +250,7 @@ def core_and_shell(T, pw, s, e, C, idx, p0, p1, lead, radius, h2, work, out):
         j = idx[q]
         if d == 3 and pw is None:  # no call per member: the shells are often small
             inside, a0, a1, a2 = flat3(S, 0, ns, C[j, 0], C[j, 1], C[j, 2], h2)
-            add_flat3(out, j, inside, a0, a1, a2)
+            add3(out, j, inside, inside, a0, a1, a2)
         elif pw is None:
             tile_sums(S, None, 0, ns, C, j, h2, FLAT, work, out, 0)
         else:

@@ -119,10 +119,10 @@ def flat3(T, s, e, c0, c1, c2, h2):
 
 
 @numba.njit(**JIT, fastmath=FASTMATH, inline="always")
-def add_flat3(out, j, inside, a0, a1, a2):
-    """Add :func:`flat3`'s result to center j's sums."""
-    out.counts[j] += inside
-    out.weights[j] += inside
+def add3(out, j, count, weight, a0, a1, a2):
+    """Add a count, a weight and 3-d offset sums to center j's sums."""
+    out.counts[j] += count
+    out.weights[j] += weight
     out.sums[j, 0] += a0
     out.sums[j, 1] += a1
     out.sums[j, 2] += a2
@@ -235,7 +235,7 @@ def tile_sums(T, pw, s, e, C, j, h2, kernel, work, out, count):
     if C.shape[1] == 3 and kernel == FLAT and pw is None:  # one pass, all in registers
         inside, a0, a1, a2 = flat3(T, s, e, C[j, 0], C[j, 1], C[j, 2], h2)
         if inside > 0.0:
-            add_flat3(out, j, inside, a0, a1, a2)
+            add3(out, j, inside, inside, a0, a1, a2)
         return
     _squared_distances(T, s, e, C, j, d2)
     if kernel == GAUSSIAN:

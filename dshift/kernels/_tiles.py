@@ -33,7 +33,7 @@ from dshift.kernels._exp import exp_nonpositive
 from dshift.kernels._gaussian import gaussian_group
 from dshift.kernels._groups import add_to_members, core_and_shell, offset_sums
 from dshift.kernels._tile_sums import (
-    add_flat3,
+    add3,
     bounding_box,
     box_reach,
     count_nonfinite,
@@ -92,7 +92,7 @@ def _lone_center(tile, C, j, h2, kernel, work, out, summed):
         return True
     if kernel == FLAT and d == 3 and pw is None:  # no call: tiles can be small
         inside, a0, a1, a2 = flat3(T, s, e, C[j, 0], C[j, 1], C[j, 2], h2)
-        add_flat3(out, j, inside, a0, a1, a2)
+        add3(out, j, inside, inside, a0, a1, a2)
         return summed
     tile_sums(T, pw, s, e, C, j, h2, kernel, work, out, 0)
     return summed

@@ -1,0 +1,57 @@
+"""numba's on-disk cache, keyed on the whole package's source.
+
+numba invalidates a function's cached machine code when that function's own file changes,
+not when a function it calls (or inlines) from another module does. The kernels call and
+inline one another across modules, so an edit to one module, or an upgrade that changes it,
+could leave another module's cached code stale: old arithmetic, silently. At import the
+package therefore compares a digest of all its sources with the one stored beside the
+cache, and drops the cache when they differ (numba then compiles afresh and caches again).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from pathlib import Path
+
+STAMP = "dshift-kernels-source.sha256"
+
+
+def source_digest() -> str:
+    """SHA-256 of every module of the package, in name order."""
+    digest = hashlib.sha256()
+    for path in sorted(Path(__file__).parent.glob("*.py")):
+        digest.update(path.name.encode() + b"\0" + path.read_bytes() + b"\0")
+    return digest.hexdigest()
+
+
+def drop_stale(cache_dir: str | os.PathLike) -> bool:
+    """Remove numba's cache files in ``cache_dir`` unless they were made from these sources;
+    returns whether any were removed. A directory that cannot be written is left alone
+    (numba does not cache there either)."""
+    folder = Path(cache_dir)
+    stamp = folder / STAMP
+    want = source_digest()
+    try:
+        if stamp.read_text() == want:
+            return False
+    except OSError:
+        pass
+    removed = False
+    try:
+        for cached in list(folder.glob("*.nbi")) + list(folder.glob("*.nbc")):
+            cached.unlink(missing_ok=True)
+            removed = True
+        folder.mkdir(parents=True, exist_ok=True)
+        temporary = folder / f".{STAMP}.{os.getpid()}"
+        temporary.write_text(want)
+        temporary.replace(stamp)
+    except OSError:
+        return removed
+    return removed
+
+
+def cache_dir_of(dispatcher) -> str | None:
+    """Where numba caches a compiled function of this package (None without a cache)."""
+    cache = getattr(dispatcher, "_cache", None)
+    return getattr(cache, "_cache_path", None)
