@@ -18,7 +18,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from sklearn.datasets import make_blobs
 
-from dshift import MeanShift, _checkpoint, datasets
+from dshift import MeanShift, _checkpoint, _fingerprint, datasets
 
 
 @functools.cache
@@ -72,8 +72,8 @@ def test_state_is_saved_after_every_iteration_and_atomically(tmp_path):
     ckpt = tmp_path / "fit.ckpt"
     params = dict(bandwidth=1.5, kernel="flat", checkpoint=ckpt)
     model = MeanShift(**params)
-    fingerprint = _checkpoint.params_fingerprint(model._result_params())
-    data_id = _checkpoint.data_fingerprint(da.from_array(X))
+    fingerprint = _fingerprint.params_fingerprint(model._result_params())
+    data_id = _fingerprint.data_fingerprint(da.from_array(X))
     for step in model.iter_fit(X):
         saved = _checkpoint.load(ckpt, fingerprint, data_id)
         assert saved.state.iteration == step.iteration + 1

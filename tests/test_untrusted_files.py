@@ -35,7 +35,7 @@ from hypothesis import strategies as st
 from numcodecs import Zstd
 from sklearn.datasets import make_blobs
 
-from dshift import MeanShift, _checkpoint, write_result
+from dshift import MeanShift, _checkpoint, _fingerprint, write_result
 from dshift._results import checksum, read_model
 from dshift.plotting import plot_fit
 
@@ -87,8 +87,8 @@ def _make_checkpoint(path: Path, X: np.ndarray, after: int = 3) -> tuple[dict, s
         if step.iteration + 1 == after:
             break
     fit.close()
-    params = _checkpoint.params_fingerprint(model._result_params())
-    return params, _checkpoint.data_fingerprint(da.from_array(X))
+    params = _fingerprint.params_fingerprint(model._result_params())
+    return params, _fingerprint.data_fingerprint(da.from_array(X))
 
 
 @pytest.fixture(scope="module")
@@ -393,7 +393,7 @@ def test_a_weighted_fit_resumes(tmp_path):
 
 
 def test_integer_parameters_are_fingerprinted_exactly():
-    fingerprint = _checkpoint.params_fingerprint
+    fingerprint = _fingerprint.params_fingerprint
     assert fingerprint({"random_state": 2**53}) != fingerprint({"random_state": 2**53 + 1})
     assert fingerprint({"max_iter": 2**60}) != fingerprint({"max_iter": 2**60 + 1})
     assert fingerprint({"bandwidth": 2}) == fingerprint({"bandwidth": 2.0})
