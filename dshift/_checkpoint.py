@@ -10,36 +10,33 @@ resumed by a fit with the same ones.
 Reading treats both as untrusted input: only regular files are opened (never a link, FIFO
 or device), and every member's zip entry, ``.npy`` header (dtype, shape against the data
 and the other members), the metadata's fields and the values are checked before anything
-is allocated; whatever is wrong is refused with a one-line ``ValueError``.
+is allocated (:mod:`dshift._checkpoint_checks`); whatever is wrong is refused with a
+one-line ``ValueError``.
 """
 
 from __future__ import annotations
 
 import functools
 import json
-import math
 import os
-import re
 import tempfile
-import zipfile
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
+from dshift._checkpoint_checks import (
+    check_members_and_meta,
+    feature_counts,
+    is_number,
+    read_meta,
+    read_state,
+    read_step,
+)
 from dshift._fingerprint import data_fingerprint, params_fingerprint
 from dshift._iterate import LoopState, Step
-from dshift._untrusted import (
-    Invalid,
-    check_names,
-    expect,
-    file_kind,
-    one_line,
-    open_archive,
-    read_member,
-    refusing,
-)
+from dshift._untrusted import file_kind, one_line, open_archive, refusing
 
 __all__ = [
     "FORMAT",
@@ -193,141 +190,6 @@ def save(path: str | os.PathLike, ckpt: Checkpoint) -> None:
     )
 
 
-# -- reading: the file is untrusted input, validated before anything is allocated ----------
-
-#: Largest JSON metadata member accepted (bytes of its .npy data).
-MAX_META_BYTES = 1 << 20
-_SEEDINGS = ("given", "all", "bin", "sample")
-_F4, _F8 = np.dtype(np.float32), np.dtype(np.float64)
-_I8, _B1 = np.dtype(np.int64), np.dtype(np.bool_)
-#: The members of a checkpoint after ``meta`` and ``seeds``: dtype, and shape in units of
-#: "m" (seeds), "d" (features) and "t" (iterations done).
-_STATE = {
-    "centers": (_F8, "md"),
-    "active": (_B1, "m"),
-    "alive": (_B1, "m"),
-    "n_iter": (_I8, "m"),
-    "intensity": (_F8, "m"),
-    "local_bandwidth": (_F8, "m"),
-    "h_iteration": (_I8, "t"),
-    "h_n_computed": (_I8, "t"),
-    "h_max_shift": (_F8, "t"),
-    "h_elapsed": (_F8, "t"),
-}
-_STEP = {"centers": (_F8, "md"), "active": (_B1, "m"), "alive": (_B1, "m")}
-
-
-def _check_meta_header(shape: tuple, dtype: np.dtype) -> None:
-    if shape != () or dtype.kind != "U" or dtype.itemsize > MAX_META_BYTES:
-        raise Invalid(
-            f"member 'meta' has dtype {dtype} and shape {shape}, expected a string of at "
-            f"most {MAX_META_BYTES} bytes"
-        )
-
-
-def _read_meta(archive: zipfile.ZipFile) -> dict[str, Any]:
-    meta = json.loads(str(read_member(archive, "meta", _check_meta_header)[()]))
-    if not isinstance(meta, dict):
-        raise Invalid(f"member 'meta' holds a JSON {type(meta).__name__}, not an object")
-    return meta
-
-
-def _is_int(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
-def _is_real(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool)
-
-
-def _check_meta(meta: dict[str, Any], max_iter: int | None) -> None:
-    """Field types and ranges of a checkpoint's metadata of this FORMAT."""
-    params = meta.get("params")
-    if not isinstance(params, dict) or not all(isinstance(v, str) for v in params.values()):
-        raise Invalid("meta 'params' is not an object of strings")
-    if not isinstance(meta.get("data"), str):
-        raise Invalid("meta 'data' is not a string")
-    if meta.get("seeding") not in _SEEDINGS:
-        raise Invalid(f"meta 'seeding' is {one_line(repr(meta.get('seeding')))}")
-    for key in ("bandwidth", "elapsed"):
-        value = meta.get(key)
-        if not _is_real(value) or not 0 <= value < math.inf:
-            raise Invalid(f"meta {key!r} is {one_line(repr(value))}, not a number >= 0")
-    iteration, last = meta.get("iteration"), math.inf if max_iter is None else max_iter + 1
-    if not _is_int(iteration) or not 0 <= iteration <= last:
-        raise Invalid(
-            f"meta 'iteration' is {one_line(repr(iteration))}, not an integer in [0, {last}]"
-        )
-
-
-def _feature_counts(data: str, n_features: int | None) -> tuple[int, range]:
-    """Rows of the data and the possible numbers of features, from the data's fingerprint
-    (whose columns may include a weight and a bandwidth column, always as float64)."""
-    match = re.fullmatch(r"(\d+)x(\d+) (\S+) [0-9a-f]+", data)
-    if match is None:
-        raise ValueError(f"malformed data fingerprint {data!r}")
-    rows, columns = int(match[1]), int(match[2])
-    if n_features is not None:
-        return rows, range(n_features, n_features + 1)
-    extra = 2 if match[3] == "float64" else 0
-    return rows, range(max(1, columns - extra), columns + 1)
-
-
-def _seeds_check(rows: int, features: range, given: bool):
-    """The header check of ``seeds``: (m, d) float32 or float64 (bin seeds are float32)
-    with m <= rows (unless given)."""
-
-    def check(shape: tuple, dtype: np.dtype) -> None:
-        if dtype not in (_F4, _F8) or len(shape) != 2:
-            raise Invalid(
-                f"member 'seeds' has dtype {dtype} and shape {shape}, expected 2-d float32 "
-                "or float64"
-            )
-        if shape[1] not in features:
-            want = features[0] if len(features) == 1 else f"{features[0]} to {features[-1]}"
-            raise Invalid(f"member 'seeds' has {shape[1]} columns, the data have {want} features")
-        if not 1 <= shape[0] <= (math.inf if given else rows):
-            raise Invalid(f"member 'seeds' has {shape[0]} rows, expected 1 to {rows}")
-
-    return check
-
-
-def _read_arrays(archive, specs, sizes: dict[str, int], why: str) -> dict[str, np.ndarray]:
-    """Read the members ``specs`` (name: (dtype, dims)), each shaped from ``sizes``."""
-    return {
-        name: read_member(archive, name, expect(name, dtype, tuple(sizes[c] for c in dims), why))
-        for name, (dtype, dims) in specs.items()
-    }
-
-
-def _check_values(arrays: dict[str, np.ndarray], iteration: int) -> None:
-    """Values a dshift fit can produce: finite, in range and consistent."""
-    for name in ("seeds", "centers", "intensity", "local_bandwidth", "h_max_shift", "h_elapsed"):
-        if name in arrays and not np.isfinite(arrays[name]).all():
-            raise Invalid(f"member {name!r} holds NaN or infinite values")
-    for name in ("intensity", "local_bandwidth", "h_max_shift", "h_elapsed"):
-        if name in arrays and (arrays[name] < 0).any():
-            raise Invalid(f"member {name!r} holds negative values")
-    if (arrays["active"] & ~arrays["alive"]).any():
-        raise Invalid("member 'active' marks seeds that 'alive' says were dropped")
-    if "n_iter" not in arrays:
-        return
-    if ((arrays["n_iter"] < 0) | (arrays["n_iter"] > max(iteration - 1, 0))).any():
-        raise Invalid(f"member 'n_iter' holds values outside [0, {max(iteration - 1, 0)}]")
-    if not np.array_equal(arrays["h_iteration"], np.arange(iteration)):
-        raise Invalid(f"member 'h_iteration' is not 0, 1, ..., {iteration - 1}")
-    computed = arrays["h_n_computed"]
-    if ((computed < 0) | (computed > len(arrays["seeds"]))).any():
-        raise Invalid("member 'h_n_computed' holds values outside [0, n_seeds]")
-
-
-def _max_iter(params: dict[str, str]) -> int | None:
-    try:
-        return int(params.get("max_iter", ""))
-    except ValueError:
-        return None
-
-
 def load(
     path: str | os.PathLike,
     params: dict[str, str],
@@ -376,15 +238,14 @@ def load(
     with ExitStack() as stack:
         with refuse():
             archive = stack.enter_context(open_archive(path))
-            meta = _read_meta(archive)
+            meta = read_meta(archive)
         _check_format(path, meta)
         with refuse():
-            check_names(archive, ["meta", "seeds", *_STATE])
-            _check_meta(meta, _max_iter(params))
+            check_members_and_meta(archive, meta, params)
         _check_origin(path, meta, params, data)
-        features = _feature_counts(data, n_features)
+        features = feature_counts(data, n_features)
         with refuse():
-            arrays = _read_state(archive, meta, *features)
+            arrays = read_state(archive, meta, *features)
     m, d = arrays["seeds"].shape
     return Checkpoint(
         params=params,
@@ -402,22 +263,8 @@ def load(
     )
 
 
-def _read_state(
-    archive: zipfile.ZipFile, meta: dict[str, Any], rows: int, features: range
-) -> dict[str, np.ndarray]:
-    """The seeds, then every member shaped after them, then their values checked."""
-    given = meta["seeding"] == "given"
-    seeds = read_member(archive, "seeds", _seeds_check(rows, features, given))
-    m, d = seeds.shape
-    sizes = {"m": m, "d": d, "t": meta["iteration"]}
-    arrays = _read_arrays(archive, _STATE, sizes, f"{m} seeds, {d} features")
-    arrays["seeds"] = seeds
-    _check_values(arrays, meta["iteration"])
-    return arrays
-
-
 def _check_format(path: str, meta: dict[str, Any]) -> None:
-    if not _is_int(meta.get("format")) or meta["format"] != FORMAT:
+    if not is_number(meta.get("format"), int) or meta["format"] != FORMAT:
         raise ValueError(
             f"Checkpoint {path!r} has format {one_line(repr(meta.get('format')), 40)}, this "
             f"dshift reads format {FORMAT} only (older checkpoints fingerprint parameters "
@@ -459,9 +306,7 @@ def _read_history(path: str, arrays: dict[str, np.ndarray], m: int, d: int) -> l
             )
         message = f"Checkpoint {path!r} has a damaged record of iteration {iteration}, {record!r}"
         with refusing(message, recover), open_archive(record) as archive:
-            check_names(archive, list(_STEP))
-            step = _read_arrays(archive, _STEP, {"m": m, "d": d}, f"{m} seeds, {d} features")
-            _check_values(step, iteration)
+            step = read_step(archive, iteration, m, d)
         history.append(
             Step(
                 iteration=iteration,
