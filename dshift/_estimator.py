@@ -7,7 +7,6 @@ import logging
 import math
 import os
 from collections.abc import Callable, Generator
-from numbers import Integral, Real
 from typing import Any
 
 import dask
@@ -28,22 +27,13 @@ from dshift._iterate import (
     reduce_stats,
 )
 from dshift._modes import mode_label_blocks, mode_table
+from dshift._params import result_params, validate_params
 from dshift._placement import PERSIST_FRACTION, Placement, available_memory
-from dshift._seeding import (
-    SEEDINGS,
-    bin_size_range_message,
-    check_seeds,
-    make_seeds,
-    sample_rows,
-)
+from dshift._seeding import check_seeds, make_seeds, sample_rows
 from dshift._zarr_input import inputs_of, verify_unchanged
 
 logger = logging.getLogger(__name__)
 
-#: ``algorithm`` values: iterate on the points, or on their occupied grid cells.
-ALGORITHMS = ("exact", "grid")
-#: ``label_method`` values: the nearest center, or the center the point's trajectory reaches.
-LABEL_METHODS = ("nearest", "mode")
 #: Points sampled for the k-th neighbour distances of ``adaptive_k``.
 ADAPTIVE_SAMPLE = 5_000
 
@@ -306,59 +296,8 @@ class MeanShift:
     # -- fitting -------------------------------------------------------------------------
 
     def _validate_params(self) -> None:
-        def bad(name: str, must: str) -> ValueError:
-            return ValueError(f"{name} must be {must}, got {getattr(self, name)!r}.")
-
-        bw = self.bandwidth
-        if bw is not None and (
-            isinstance(bw, bool) or not isinstance(bw, Real) or not math.isfinite(bw) or bw <= 0
-        ):
-            raise ValueError(
-                f"bandwidth must be a positive finite number or None, got {bw!r}; pass e.g. "
-                "bandwidth=dshift.estimate_bandwidth(X), or None to estimate it."
-            )
-        if bw is not None and not _limits.bandwidth_in_range(bw):
-            raise ValueError(
-                f"bandwidth={bw!r} is outside dshift's supported range "
-                f"{_limits.BANDWIDTH_RANGE} (see dshift._limits); rescale X and the bandwidth "
-                "by the same factor (the centers scale with them), or pass None to estimate it."
-            )
-        if self.kernel not in _kernels.KERNELS:
-            raise bad("kernel", f"one of {sorted(_kernels.KERNELS)}")
-        if self.label_method not in LABEL_METHODS:
-            raise bad("label_method", f"one of {list(LABEL_METHODS)}")
-        if self.algorithm not in ALGORITHMS:
-            raise bad("algorithm", f"one of {list(ALGORITHMS)}")
-        g = self.grid_fraction
-        if isinstance(g, bool) or not (isinstance(g, Real) and math.isfinite(g) and 0 < g <= 1):
-            raise bad("grid_fraction", "a number in (0, 1]")
-        if self.seeding not in SEEDINGS:
-            raise bad("seeding", f"one of {list(SEEDINGS)}")
-        for name, low in (("min_bin_freq", 1), ("max_iter", 1)):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, Integral) or value < low:
-                raise bad(name, f"an integer >= {low}")
-        k = self.adaptive_k
-        if k is not None and (isinstance(k, bool) or not isinstance(k, Integral) or k < 2):
-            raise bad("adaptive_k", "an integer >= 2 or None (the 1st neighbour is the point)")
-        for name in ("n_seeds", "row_chunks"):
-            value = getattr(self, name)
-            if value is not None and (
-                isinstance(value, bool) or not isinstance(value, Integral) or value < 1
-            ):
-                raise bad(name, "a positive integer or None")
-        if self.bin_size is not None and not (
-            isinstance(self.bin_size, Real) and math.isfinite(self.bin_size) and self.bin_size > 0
-        ):
-            raise bad("bin_size", "a positive number or None")
-        if self.bin_size is not None and not _limits.bandwidth_in_range(self.bin_size):
-            raise ValueError(bin_size_range_message(self.bin_size))
-        if not (isinstance(self.tol, Real) and math.isfinite(self.tol) and self.tol >= 0):
-            raise bad("tol", "a non-negative number")
-        if not isinstance(self.cluster_all, (bool, np.bool_)):
-            raise bad("cluster_all", "True or False")
-        if not (self.persist == "auto" or isinstance(self.persist, (bool, np.bool_))):
-            raise bad("persist", "'auto', True or False")
+        """Check the parameters (:func:`dshift._params.validate_params`), before X is read."""
+        validate_params(self.get_params())
 
     def fit(
         self, X: Any, y: Any = None, sample_weight: Any = None, point_bandwidth: Any = None
@@ -664,8 +603,7 @@ class MeanShift:
 
     def _result_params(self) -> dict[str, Any]:
         """Parameters that decide the fitted result (not where or how it is computed)."""
-        skip = {"checkpoint", "persist", "row_chunks"}
-        return {k: v for k, v in self.get_params().items() if k not in skip}
+        return result_params(self.get_params())
 
     def _bandwidth(self, X: da.Array) -> float:
         """The given bandwidth, or one estimated on a sample of X (refused outside the
