@@ -4,38 +4,19 @@ from __future__ import annotations
 
 import inspect
 import logging
-import math
 import os
-from collections.abc import Callable, Generator
+from collections.abc import Generator
 from typing import Any
 
-import dask
 import dask.array as da
 import numpy as np
 
-from dshift import _centers, _checkpoint, _kernels, _limits
-from dshift._bandwidth import estimate_bandwidth
-from dshift._grid import grid_summary
-from dshift._io import aligned_column, append_columns, as_dask_array, with_weights
-from dshift._iterate import (
-    LoopState,
-    Step,
-    check_finite,
-    label_blocks,
-    labels_and_sizes,
-    mean_shift_loop,
-    reduce_stats,
-)
-from dshift._modes import mode_label_blocks, mode_table
+from dshift import _fit
+from dshift._io import as_dask_array
+from dshift._iterate import Step, label_blocks
 from dshift._params import result_params, validate_params
-from dshift._placement import PERSIST_FRACTION, Placement, available_memory
-from dshift._seeding import check_seeds, make_seeds, sample_rows
-from dshift._zarr_input import inputs_of, verify_unchanged
 
 logger = logging.getLogger(__name__)
-
-#: Points sampled for the k-th neighbour distances of ``adaptive_k``.
-ADAPTIVE_SAMPLE = 5_000
 
 
 class NotFittedError(ValueError, AttributeError):
@@ -347,286 +328,29 @@ class MeanShift:
         2
         """
         self._validate_params()
-        Xd, in_memory = as_dask_array(X, row_chunks=self.row_chunks)
-        check_seeds(*Xd.shape, self.seeds, self.seeding)
-        params = None
-        if self.checkpoint is not None:
-            params = _checkpoint.params_fingerprint(self._result_params())
-            _checkpoint.check_path(self.checkpoint)
-        d = Xd.shape[1]
-        weighted = sample_weight is not None
-        source = with_weights(Xd, sample_weight) if weighted else Xd
-        adaptive = point_bandwidth is not None or self.adaptive_k is not None
-        knn = None  # computes the k-th neighbour bandwidths of the placed points
-        if adaptive:
-            given, knn, mean_h = self._point_bandwidths(Xd, point_bandwidth)
-            if given is not None:
-                source = append_columns(source, given)
-        n_cols = d + int(weighted)  # the columns seeding reads: the points (and weights)
-        persist = self.persist
-        if persist == "auto":
-            persist = in_memory or source.nbytes <= PERSIST_FRACTION * available_memory()
-        # compact kernels skip far tiles; the Gaussian shares one exp per point among
-        # nearby centers when a tile is small (unweighted points, one bandwidth: not the
-        # weighted cells of grid mode)
-        gaussian_plain = not (weighted or adaptive or self.algorithm == "grid")
-        spatial = self.kernel != "gaussian" or gaussian_plain
-        place = Placement(
-            source,
-            in_memory=in_memory,
-            persist=persist,
-            spatial_order=spatial,
-            n_features=d,
-            extra=knn,
-            checkpoint=self.checkpoint,
-        )
+        inp = _fit.prepare_input(self, X, sample_weight, point_bandwidth)
+        placed = _fit.place(self, inp)
         self.resumed_from_ = None
-        saved = data_id = None
-        if params is not None:
-            data_id = place.run(lambda: _checkpoint.data_fingerprint(place.data))
-            saved = _checkpoint.load(self.checkpoint, params, data_id, n_features=d)
-        if saved is not None:
-            bandwidth = saved.bandwidth
-            self.resumed_from_ = saved.state.iteration
+        resume = _fit.resume_or_start(self, inp, placed)
+        if resume.saved is not None:
+            self.resumed_from_ = resume.saved.state.iteration
             logger.info(
-                "Resuming from checkpoint %s at iteration %d",
-                self.checkpoint,
-                saved.state.iteration,
+                "Resuming from checkpoint %s at iteration %d", self.checkpoint, self.resumed_from_
             )
-        elif adaptive:
-            bandwidth = mean_h
-        else:
-            bandwidth = place.run(lambda: self._bandwidth(place.data[:, :d]))
-        # The points the loop runs on: X itself, or its occupied grid cells as weighted points.
-        points, points_weighted = place, weighted
-        cells = density = cell_p = None
-        if self.algorithm == "grid":
-            cells, density, cell_weights = self._grid(place, bandwidth, weighted, spatial, d)
-            points, points_weighted = density, True
-            cell_p = cell_weights / cell_weights.sum()
-        if saved is not None:
-            seeds, seeding = saved.seeds, saved.seeding
-            state, history = saved.state, saved.history
-        else:
-            seeds, seeding = points.run(
-                lambda: make_seeds(
-                    points.data[:, :n_cols] if adaptive else points.data,
-                    binning_source=points.loop[:, :n_cols] if adaptive else points.loop,
-                    seeds=self.seeds,
-                    seeding=self.seeding,
-                    n_seeds=self.n_seeds,
-                    bin_size=bandwidth if self.bin_size is None else self.bin_size,
-                    min_bin_freq=self.min_bin_freq,
-                    random_state=self.random_state,
-                    weighted=points_weighted,
-                    # grid cells are drawn by weight (they are few and on the client)
-                    sample_p=None if points is place else cell_p,
-                )
-            )
-            state, history = LoopState.start(seeds), []
-        kernel = _kernels.KERNELS[self.kernel]
-
-        def compute_stats(centers: np.ndarray) -> _kernels.ChunkStats:
-            return points.run(
-                lambda: reduce_stats(
-                    points.loop,
-                    centers,
-                    bandwidth,
-                    kernel,
-                    points_weighted,
-                    adaptive,
-                    points.rows_sorted,
-                )
-            )
-
-        loop = mean_shift_loop(
-            compute_stats, state, max_iter=self.max_iter, threshold=self.tol * bandwidth
-        )
-        for step in loop:
-            history.append(step)
-            if params is not None:
-                _checkpoint.save(
-                    self.checkpoint,
-                    _checkpoint.Checkpoint(
-                        params, data_id, bandwidth, seeding, seeds, state, history
-                    ),
-                )
-            yield step
-        result = state
-        if not result.alive.any():
-            raise ValueError(
-                f"No point was within bandwidth={bandwidth:f} of any seed. Try a different "
-                "seeding strategy or increase the bandwidth."
-            )
-        centers, intensity = _centers.order_by_intensity(
-            result.centers[result.alive], result.intensity[result.alive]
-        )
-        radius: float | np.ndarray = bandwidth
-        if adaptive:  # each center's own bandwidth: that of the points that pull it
-            alive = result.alive
-            local = dict(
-                zip(map(tuple, result.centers[alive].tolist()), result.local_bandwidth[alive])
-            )
-            radius = np.array([local[tuple(c)] for c in centers.tolist()])
-        keep = _centers.remove_near_duplicates(centers, radius)
-        if adaptive:
-            radius = radius[keep]
-        # Labels use the centers exactly as returned, so predict(X) gives labels_ again.
-        centers, intensity = centers[keep].astype(Xd.dtype), intensity[keep]
-        cluster_all = bool(self.cluster_all)
-        if self.label_method == "mode":
-            if cells is None:
-                cells, density, _ = self._grid(place, bandwidth, weighted, spatial, d)
-            table = mode_table(
-                cells,
-                density,
-                centers,
-                bandwidth=bandwidth,
-                kernel=kernel,
-                max_iter=self.max_iter,
-                threshold=self.tol * bandwidth,
-                cluster_all=cluster_all,
-            )
-            cell_size = bandwidth * self.grid_fraction
-
-            def labels_of(X: da.Array) -> da.Array:
-                return mode_label_blocks(X, cell_size, table, centers, bandwidth, cluster_all)
-        else:
-
-            def labels_of(X: da.Array) -> da.Array:
-                return label_blocks(X, centers, radius, cluster_all)
-
-        n_clusters = len(centers)
-        if in_memory:  # labels and sizes in one graph: the labels are computed once
-            labels, sizes = place.run(
-                lambda: dask.compute(
-                    *labels_and_sizes(place.data, d, n_clusters, labels_of, weighted)
-                )
-            )
-        else:
-            labels, sizes = labels_and_sizes(source, d, n_clusters, labels_of, weighted)
-            sizes = place.run(sizes.compute)
-        # Every pass checked the chunks it read; one more listing catches a change that
-        # raced with a read, so a mixed input never gives centers.
-        sources = inputs_of(source)
-        verify_unchanged(sources)
-
-        self.n_features_in_ = Xd.shape[1]
-        self.bandwidth_ = bandwidth
-        self.center_bandwidths_ = np.broadcast_to(
-            np.asarray(radius, dtype=np.float64), (len(centers),)
-        ).copy()
-        self.seeding_ = seeding
-        self.seeds_ = seeds
-        self.history_ = history
-        self.n_iter_ = int(result.n_iter.max())
-        self.intensity_ = intensity
-        self.cluster_sizes_ = sizes if weighted else sizes.astype(np.int64)
-        self.cluster_centers_ = centers
-        self.labels_ = labels
-        self._sources = sources  # write_result: refuse outputs over them, re-verify them
-
-    def _grid(
-        self, place: Placement, bandwidth: float, weighted: bool, spatial: bool, d: int
-    ) -> tuple[np.ndarray, Placement, np.ndarray]:
-        """X's occupied grid cells, the cells as weighted points placed in the cluster, and
-        their weights."""
-        cells, rows = place.run(
-            lambda: grid_summary(place.loop, bandwidth * self.grid_fraction, weighted)
-        )
-        weights = rows[:, -1]
-        rows = as_dask_array(rows, row_chunks=self.row_chunks)[0]
-        density = Placement(rows, in_memory=True, persist=True, spatial_order=spatial, n_features=d)
-        return cells, density, weights
-
-    def _point_bandwidths(
-        self, X: da.Array, given: Any
-    ) -> tuple[da.Array | None, Callable[[da.Array], da.Array] | None, float]:
-        """The per-point bandwidths: the user's column (checked) or a function computing
-        the k-th neighbour distances of placed points (run on the workers); their mean."""
-        if given is not None and self.adaptive_k is not None:
-            raise ValueError(
-                "Pass either adaptive_k or point_bandwidth, not both: point_bandwidth gives "
-                "the bandwidths, adaptive_k computes them."
-            )
-        if self.bandwidth is not None:
-            raise ValueError(
-                "bandwidth must be None with adaptive bandwidths (adaptive_k or "
-                "point_bandwidth): each point brings its own."
-            )
-        if self.algorithm != "exact" or self.label_method != "nearest":
-            raise ValueError(
-                "Adaptive bandwidths work with algorithm='exact' and label_method='nearest' "
-                "only; drop adaptive_k/point_bandwidth or use those settings."
-            )
-        if given is not None:
-            h = aligned_column(X, given, "point_bandwidth", positive=True)
-            return h, None, float(h.mean().compute())
-        n = min(X.shape[0], ADAPTIVE_SAMPLE)
-        if self.adaptive_k > n:
-            raise ValueError(
-                f"adaptive_k={self.adaptive_k} exceeds the {n} points of the neighbour sample; "
-                f"pass adaptive_k <= {n}."
-            )
-        rs = 0 if self.random_state is None else self.random_state
-        sample = sample_rows(X, n, rs).astype(np.float64)
-        check_finite(_limits.count_out_of_range(sample))
-        own = _kernels.kth_neighbor_distances(sample, self.adaptive_k)
-        mean = float(own.mean())
-        if mean == 0:
-            raise ValueError(
-                f"The sampled points' {self.adaptive_k}-th neighbours are all duplicates "
-                "(distance 0); raise adaptive_k."
-            )
-        if not _limits.bandwidth_in_range(mean):
-            raise ValueError(
-                f"The mean adaptive bandwidth {mean:g} is outside dshift's supported range "
-                f"{_limits.BANDWIDTH_RANGE} (see dshift._limits); rescale X."
-            )
-        # duplicates would give a zero bandwidth
-        floor = max(1e-3 * mean, _limits.MIN_BANDWIDTH)
-        k, d = self.adaptive_k, X.shape[1]
-
-        def knn(data: da.Array) -> da.Array:
-            return data.map_blocks(
-                _kernels.kth_distances_to,
-                sample,
-                k,
-                floor,
-                d,
-                drop_axis=1,
-                dtype=np.float64,
-                meta=np.empty(0, dtype=np.float64),
-            )
-
-        return None, knn, mean
+        bandwidth = _fit.loop_bandwidth(self, inp, placed, resume.saved)
+        points = _fit.loop_points(self, inp, placed, bandwidth)
+        run = _fit.start_run(self, points, bandwidth, resume.saved)
+        yield from _fit.run_loop(self, points, run, resume)
+        found = _fit.final_centers(run, inp.columns.adaptive, inp.Xd.dtype)
+        labels_of = _fit.labeller(self, inp, placed, points, found, run)
+        labels, sizes = _fit.labels_and_sizes_of(inp, placed, labels_of, len(found.centers))
+        sources = _fit.verified_inputs(inp)
+        for name, value in _fit.fitted_attributes(inp, run, found, labels, sizes, sources).items():
+            setattr(self, name, value)
 
     def _result_params(self) -> dict[str, Any]:
         """Parameters that decide the fitted result (not where or how it is computed)."""
         return result_params(self.get_params())
-
-    def _bandwidth(self, X: da.Array) -> float:
-        """The given bandwidth, or one estimated on a sample of X (refused outside the
-        supported range, see :mod:`dshift._limits`; 0 is kept for the flat kernel)."""
-        if self.bandwidth is not None:
-            return float(self.bandwidth)
-        bandwidth = estimate_bandwidth(
-            X, random_state=0 if self.random_state is None else self.random_state
-        )
-        if bandwidth == 0 and self.kernel != "flat":
-            raise ValueError(
-                "The estimated bandwidth is 0 (the sampled points' neighbours are "
-                f"duplicates); the {self.kernel} kernel needs bandwidth > 0: pass "
-                "bandwidth explicitly."
-            )
-        if bandwidth != 0 and not _limits.bandwidth_in_range(bandwidth):  # 0: flat, duplicates
-            factor = 10.0 ** -round(math.log10(bandwidth))
-            raise ValueError(
-                f"The estimated bandwidth {bandwidth:g} is outside dshift's supported range "
-                f"{_limits.BANDWIDTH_RANGE} (see dshift._limits); rescale X (e.g. X * "
-                f"{factor:g} gives a bandwidth near 1), or pass a bandwidth within the range."
-            )
-        return float(bandwidth)
 
     def predict(self, X: Any) -> np.ndarray | da.Array:
         """Index of the nearest cluster center for each point of X.
