@@ -340,10 +340,10 @@ class Resume:
         Examples
         --------
         >>> import os, tempfile
-        >>> path = os.path.join(tempfile.mkdtemp(), "fit.ckpt")
         >>> run = Run(1.0, np.zeros((1, 2)), "given", LoopState.start(np.zeros((1, 2))))
-        >>> Resume(path, {"kernel": "'flat'"}, "data-id").save(run)
-        >>> sorted(os.listdir(os.path.dirname(path)))
+        >>> with tempfile.TemporaryDirectory() as folder:
+        ...     Resume(os.path.join(folder, "fit.ckpt"), {"kernel": "'flat'"}, "id").save(run)
+        ...     sorted(os.listdir(folder))
         ['fit.ckpt', 'fit.ckpt.steps']
         """
         if self.params is None:
