@@ -11,7 +11,9 @@ import zarr
 from numpy.testing import assert_allclose, assert_array_equal
 from sklearn.metrics import adjusted_rand_score
 
-from dshift import MeanShift, _kernels
+from dshift import MeanShift, kernels
+from dshift._columns import Columns
+from tests.reference import packed, ref_chunk_stats, ref_kth
 
 
 @functools.cache
@@ -26,20 +28,6 @@ def dense_and_sparse() -> tuple[np.ndarray, np.ndarray]:
     return X, y
 
 
-def _reference_stats(X, w, h, C, kernel):
-    d = X.shape[1]
-    r2 = ((X[None, :, :] - C[:, None, :]) ** 2).sum(axis=2) / h[None, :] ** 2
-    K = {
-        "flat": (r2 <= 1).astype(float),
-        "gaussian": np.exp(-0.5 * r2),
-        "epanechnikov": np.clip(1 - r2, 0, None),
-    }[kernel]
-    W = K * (w / h**d)[None, :]
-    sums = W @ X - W.sum(axis=1)[:, None] * C
-    counts = ((r2 <= 1) * w[None, :]).sum(axis=1)
-    return sums, W.sum(axis=1), counts, W @ h
-
-
 @pytest.mark.parametrize("kernel", ["flat", "gaussian", "epanechnikov"])
 def test_adaptive_chunk_stats_match_a_dense_reference(kernel):
     rng = np.random.default_rng(1)
@@ -47,10 +35,9 @@ def test_adaptive_chunk_stats_match_a_dense_reference(kernel):
     w = rng.integers(0, 3, len(X)).astype(float)
     h = rng.uniform(0.3, 1.5, len(X))
     C = rng.normal(size=(7, 3))
-    got = _kernels.chunk_stats(
-        np.column_stack([X, w, h]), C, 0.0, _kernels.KERNELS[kernel], weighted=True, adaptive=True
-    )
-    sums, weights, counts, hsums = _reference_stats(X, w, h, C, kernel)
+    p = kernels.plan(C, 0.0, kernels.KERNELS[kernel], Columns(3, weighted=True, adaptive=True))
+    got = kernels.chunk_stats(packed(X, w, h), p)
+    sums, weights, counts, _, hsums = ref_chunk_stats(X, C, 0.0, kernel, w, h)
     assert_allclose(got.sums, sums, rtol=1e-10, atol=1e-10)
     assert_allclose(got.weights, weights, rtol=1e-10)
     assert_allclose(got.counts, counts)
@@ -60,9 +47,9 @@ def test_adaptive_chunk_stats_match_a_dense_reference(kernel):
 def test_kth_distances_to_a_sample():
     rng = np.random.default_rng(2)
     X, S = rng.normal(size=(300, 2)), rng.normal(size=(50, 2))
-    want = np.sort(np.sqrt(((X[:, None] - S[None]) ** 2).sum(axis=2)), axis=1)[:, 4]
-    assert_allclose(_kernels.kth_distances_to(X, S, 5), want)
-    assert (_kernels.kth_distances_to(X, S, 5, floor=10.0) == 10.0).all()
+    want = ref_kth(X, S, 5)
+    assert_allclose(kernels.kth_distances(X, S, 5), want)
+    assert (kernels.kth_distances(X, S, 5, floor=10.0) == 10.0).all()
 
 
 @pytest.mark.parametrize("kernel", ["flat", "gaussian"])

@@ -257,31 +257,48 @@ def test_compute_tree_combines_in_a_fixed_tree(scheduler, n_parts, last_on_clien
     assert names.count("nest") == tasks
 
 
-def test_unsorted_rows_use_the_center_grid_only_for_many_center_units(monkeypatch):
+def test_unsorted_rows_use_the_center_grid_only_for_many_center_units():
     # centers closing in on two modes form two groups: long tiles beat bucketing rows by
     # grid cell; spread-out centers (or weighted rows, or a kernel without groups) use the
     # grid. Either way the sums are the chunks' sums.
-    from dshift import _kernels
+    from dshift import kernels
+    from dshift._columns import Columns
 
     rng = np.random.default_rng(8)
     X = np.vstack([rng.normal(m, 1.0, size=(2_000, 3)) for m in (0.0, 6.0)])
     Xd = da.from_array(X[rng.permutation(len(X))], chunks=(1_500, 3))
     tight = np.vstack([rng.normal(m, 0.005, size=(20, 3)) for m in (0.0, 6.0)])
     spread = rng.uniform(-2, 8, size=(40, 3))
-    flat = _kernels.FLAT
-    assert _iterate.center_units(tight, 2.0, flat, weighted=False) == 2
-    assert _iterate.center_units(tight, 2.0, flat, weighted=True) == 40
-    assert _iterate.center_units(tight, 2.0, _kernels.EPANECHNIKOV, weighted=False) == 40
-    assert _iterate.center_units(spread, 2.0, flat, weighted=False) >= 30
-    grids = []
-    real = _kernels.center_grid
-    monkeypatch.setattr(_kernels, "center_grid", lambda C, h: grids.append(len(C)) or real(C, h))
-    for C in (tight, spread):
-        got = _iterate.reduce_stats(Xd, C, 2.0, flat, rows_sorted=False)
-        want = _kernels.chunk_stats(X, C, 2.0, flat)
+    flat = kernels.FLAT
+
+    def unsorted_plan(C, kernel=flat, weighted=False):  # the plan reduce_stats makes
+        return kernels.plan(C, 2.0, kernel, Columns(3, weighted), rows_sorted=False)
+
+    groups = unsorted_plan(tight).groups
+    assert len(groups.leaders) == 2 and (groups.group_of >= 0).all()  # 2 center units
+    alone = unsorted_plan(spread).groups
+    assert len(alone.leaders) + (alone.group_of < 0).sum() >= 30
+    assert unsorted_plan(tight).strategy == "long tiles"
+    assert unsorted_plan(tight, weighted=True).strategy == "center grid"  # 40 units
+    assert unsorted_plan(tight, kernels.EPANECHNIKOV).strategy == "center grid"  # 40 units
+    assert unsorted_plan(spread).strategy == "center grid"
+
+    class Plans(Callback):  # the strategies of the plans the chunk tasks execute
+        def __init__(self):
+            super().__init__()
+            self.strategies = set()
+
+        def _pretask(self, key, dsk, state):
+            args = getattr(dsk[key], "args", ())
+            self.strategies.update(a.strategy for a in args if isinstance(a, kernels.Plan))
+
+    for C, strategy in ((tight, "long tiles"), (spread, "center grid")):
+        with Plans() as plans:
+            got = _iterate.reduce_stats(Xd, C, 2.0, flat, Columns(3), rows_sorted=False)
+        assert plans.strategies == {strategy}
+        want = kernels.chunk_stats(X, kernels.plan(C, 2.0, flat, Columns(3)))
         assert_array_equal(got.counts, want.counts)
         assert_allclose(got.sums, want.sums, rtol=1e-12, atol=1e-9)
-    assert grids == [len(spread)]
 
 
 @pytest.mark.parametrize("persist", [True, False])

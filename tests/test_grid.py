@@ -13,7 +13,8 @@ from sklearn.datasets import make_blobs
 from sklearn.metrics import adjusted_rand_score
 
 from dshift import MeanShift, _grid
-from dshift._kernels import grid_cells
+from dshift.kernels import bin_points
+from tests.reference import ref_cells
 
 
 @functools.cache
@@ -23,32 +24,18 @@ def blobs() -> np.ndarray:
     return X
 
 
-def _brute_force_cells(X, w, size):
-    keys = np.floor(X / size)
-    cells = {}
-    for key, x, wi in zip(map(tuple, keys), X, w):
-        s, t = cells.get(key, (0.0, 0.0))
-        cells[key] = (s + wi * x, t + wi)
-    order = sorted(cells)
-    return (
-        np.array(order),
-        np.array([cells[k][0] for k in order]),
-        np.array([cells[k][1] for k in order]),
-    )
-
-
 @pytest.mark.parametrize("weighted", [False, True])
 def test_grid_cells_sum_the_points_of_each_cell(weighted):
     rng = np.random.default_rng(0)
     X = rng.normal(size=(3_000, 2)) * 3
     w = rng.integers(0, 3, len(X)).astype(float) if weighted else np.ones(len(X))
     block = np.column_stack([X, w]) if weighted else X
-    cells, sums, weights, bad = grid_cells(block, 0.7, weighted)
-    want = _brute_force_cells(X, w, 0.7)
+    cells, weights, sums, bad = bin_points(block, 0.7, weighted, sums=True)
+    want = ref_cells(X, 0.7, w, nearest=False)
     assert bad == 0
-    assert_array_equal(cells, want[0])
-    assert_allclose(sums, want[1], atol=1e-9)
-    assert_allclose(weights, want[2])
+    assert_array_equal(cells, want.cells)
+    assert_allclose(sums, want.sums, atol=1e-9)
+    assert_allclose(weights, want.counts)
 
 
 def test_grid_summary_does_not_depend_on_the_chunking():
