@@ -18,8 +18,11 @@ install: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/dshift demo --overwrite
 
+# The second pass runs the kernel tests with numba's JIT off: the kernels' Python source
+# runs (small inputs, under a minute), so it is checked too, not only the compiled code.
 test: $(STAMP)
 	$(BIN)/python -m pytest
+	NUMBA_DISABLE_JIT=1 $(BIN)/python -m pytest tests/kernels -p no:cacheprovider -q
 
 clean:
 	rm -rf $(VENV) demo-output .pytest_cache .hypothesis
