@@ -11,7 +11,7 @@ from typing import Any
 import dask.array as da
 import numpy as np
 
-from dshift import _fit
+from dshift import _fit, _fit_input, _fit_result
 from dshift._io import as_dask_array
 from dshift._iterate import Step, label_blocks
 from dshift._params import result_params, validate_params
@@ -328,8 +328,8 @@ class MeanShift:
         2
         """
         self._validate_params()
-        inp = _fit.prepare_input(self, X, sample_weight, point_bandwidth)
-        placed = _fit.place(self, inp)
+        inp = _fit_input.prepare_input(self, X, sample_weight, point_bandwidth)
+        placed = _fit_input.place(self, inp)
         self.resumed_from_ = None
         resume = _fit.resume_or_start(self, inp, placed)
         if resume.saved is not None:
@@ -341,11 +341,12 @@ class MeanShift:
         points = _fit.loop_points(self, inp, placed, bandwidth)
         run = _fit.start_run(self, points, bandwidth, resume.saved)
         yield from _fit.run_loop(self, points, run, resume)
-        found = _fit.final_centers(run, inp.columns.adaptive, inp.Xd.dtype)
-        labels_of = _fit.labeller(self, inp, placed, points, found, run)
-        labels, sizes = _fit.labels_and_sizes_of(inp, placed, labels_of, len(found.centers))
-        sources = _fit.verified_inputs(inp)
-        for name, value in _fit.fitted_attributes(inp, run, found, labels, sizes, sources).items():
+        found = _fit_result.final_centers(run, inp.columns.adaptive, inp.Xd.dtype)
+        labels_of = _fit_result.labeller(self, inp, placed, points, found, run)
+        labels, sizes = _fit_result.labels_and_sizes_of(inp, placed, labels_of, len(found.centers))
+        sources = _fit_result.verified_inputs(inp)
+        fitted = _fit_result.fitted_attributes(inp, run, found, labels, sizes, sources)
+        for name, value in fitted.items():
             setattr(self, name, value)
 
     def _result_params(self) -> dict[str, Any]:

@@ -110,7 +110,6 @@ def reduce_stats(
     kernel: int,
     columns: Columns,
     rows_sorted: bool = True,
-    _old_sorted: bool = True,
 ) -> kernels.ChunkStats:
     """Compute the total :func:`~dshift.kernels.chunk_stats` of X's chunks (one pass).
 
@@ -121,8 +120,6 @@ def reduce_stats(
     the client adds the last few only if they take at most ``EMBED_BYTES`` together (mode
     labels run from up to millions of grid cells at once).
     """
-    if not isinstance(columns, Columns):  # TEMPORARY: the old (weighted, adaptive, sorted) form
-        columns, rows_sorted = Columns(centers.shape[1], columns, rows_sorted), _old_sorted
     the_plan = kernels.plan(centers, bandwidth, kernel, columns, rows_sorted=rows_sorted)
     stats = dask.delayed(kernels.chunk_stats, pure=True)
     blocks = X.to_delayed().ravel()

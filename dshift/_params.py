@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from dshift import _kernels, _limits
+from dshift import _limits, kernels
 from dshift._seeding import SEEDINGS, bin_size_range_message
 
 #: ``algorithm`` values: iterate on the points, or on their occupied grid cells.
@@ -144,7 +144,7 @@ PARAMETER_CONSTRAINTS: dict[str, Constraint] = {
         none=True,
         hint="; pass e.g. bandwidth=dshift.estimate_bandwidth(X), or None to estimate it",
     ),
-    "kernel": OneOf(_kernels.KERNELS, shown=sorted(_kernels.KERNELS)),
+    "kernel": OneOf(kernels.KERNELS, shown=sorted(kernels.KERNELS)),
     "label_method": OneOf(LABEL_METHODS),
     "algorithm": OneOf(ALGORITHMS),
     "grid_fraction": Number("a number in (0, 1]", high=1),

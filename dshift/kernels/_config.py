@@ -52,7 +52,7 @@ OFFSETS = 3
 
 
 @numba.njit(inline="always")
-def work_buffer(n_features: int, rows: int) -> np.ndarray:  # pragma: no cover - compiled
+def work_buffer(n_features: int, rows: int) -> np.ndarray:
     """A work buffer for tiles of up to ``rows`` points in ``n_features`` dimensions: the
     rows above, plus one (``SHELL + n_features``) for a box's offset sums."""
     return np.empty((n_features + 5, max(rows, n_features + 1)))

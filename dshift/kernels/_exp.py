@@ -25,7 +25,7 @@ _INV_FACT = tuple(1.0 / math.factorial(k) for k in range(14))
 
 
 @numba.njit(**JIT, fastmath=FASTMATH)
-def exp_nonpositive(x, scratch):  # pragma: no cover - compiled
+def exp_nonpositive(x, scratch):
     """x[i] <- exp(x[i]) for x[i] <= 0, vectorized (relative error < 1e-13; 0 below -708).
 
     Cody-Waite reduction exp(x) = 2^k exp(r), |r| <= ln2/2, a degree-11 polynomial in
@@ -56,7 +56,7 @@ def exp_nonpositive(x, scratch):  # pragma: no cover - compiled
 
 
 @numba.njit(**JIT, fastmath=FASTMATH, inline="always")
-def exp_taylor(t):  # pragma: no cover - compiled
+def exp_taylor(t):
     """exp(t) for |t| <= TAYLOR_REACH: degree-9 Taylor polynomial (Estrin's form)."""
     f0, f1, f2, f3, f4, f5, f6, f7, f8, f9 = _INV_FACT[:10]
     t2 = t * t
@@ -67,7 +67,7 @@ def exp_taylor(t):  # pragma: no cover - compiled
 
 
 @numba.njit(**JIT, fastmath=FASTMATH, inline="always")
-def exp_taylor13(t):  # pragma: no cover - compiled
+def exp_taylor13(t):
     """exp(t) for |t| <= TAYLOR_REACH_WIDE: degree-13 Taylor polynomial (Estrin's form)."""
     f0, f1, f2, f3, f4, f5, f6, f7, f8, f9, f10, f11, f12, f13 = _INV_FACT
     t2 = t * t

@@ -35,6 +35,7 @@ from dshift._columns import Columns
 from dshift.kernels._center_grid import CenterGrid, center_grid, center_grid_sums
 from dshift.kernels._config import (
     CELL_BLOCK_ROWS,
+    EPANECHNIKOV,
     FLAT,
     GAUSSIAN,
     TILE_ROWS,
@@ -190,7 +191,8 @@ def plan(
     strategy : str, default=None
         Force one of ``STRATEGIES`` (tests, benchmarks); None picks the best.
     group_radius : float, default=None
-        Force the center groups' radius, as a fraction of the bandwidth (0: no groups).
+        Force the center groups' radius, as a fraction of the bandwidth (0: no groups;
+        groups serve the flat and the Gaussian kernel).
 
     Returns
     -------
@@ -215,6 +217,11 @@ def plan(
     C = np.ascontiguousarray(centers, dtype=np.float64)
     plain = not (columns.weighted or columns.adaptive)
     radius = _default_radius(kernel, plain) if group_radius is None else group_radius
+    if radius > 0 and kernel == EPANECHNIKOV:  # its tiles would sum the groups as flat ones
+        raise ValueError(
+            "Cannot plan with group_radius > 0 for the Epanechnikov kernel: center groups "
+            "serve the flat and Gaussian kernels only; pass group_radius=0 or None."
+        )
     groups = center_groups(C, bandwidth, radius)
     grid = lattice = None
     if strategy is None:

@@ -263,20 +263,12 @@ def test_plan_keeps_contiguous_float64_centers():
     assert type(p.bandwidth) is float and p.kernel == FLAT and p.columns == Columns(2)
 
 
-@pytest.mark.xfail(
-    reason="bug in dshift/kernels: plan accepts group_radius > 0 with the Epanechnikov "
-    "kernel, and its groups are then summed as flat groups (weights 1 within the bandwidth)"
-)
-def test_a_forced_group_radius_is_refused_or_right_for_the_epanechnikov_kernel():
-    rng = np.random.default_rng(0)
-    X = kernels.spatially_sorted(rng.normal(size=(600, 3)))
-    C = rng.normal(0.0, 0.005, size=(6, 3))
-    ref = ref_chunk_stats(X, C, 1.0, "epanechnikov")
-    try:
-        p = kernels.plan(C, 1.0, EPANECHNIKOV, Columns(3), group_radius=GROUP_RADIUS)
-    except ValueError:
-        return
-    assert_allclose(kernels.chunk_stats(X, p).weights, ref.weights, rtol=1e-12)
+def test_a_group_radius_is_refused_for_the_epanechnikov_kernel():
+    C = np.random.default_rng(0).normal(0.0, 0.005, size=(6, 3))
+    with pytest.raises(ValueError, match="center groups serve the flat and Gaussian kernels"):
+        kernels.plan(C, 1.0, EPANECHNIKOV, Columns(3), group_radius=GROUP_RADIUS)
+    p = kernels.plan(C, 1.0, EPANECHNIKOV, Columns(3), group_radius=0.0)
+    assert (p.groups.group_of == -1).all()
 
 
 # ---------------------------------------------------------------------------------------
