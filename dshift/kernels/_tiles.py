@@ -19,14 +19,11 @@ import numba
 import numpy as np
 
 from dshift.kernels._config import (
-    D2,
     FASTMATH,
     FLAT,
     GAUSSIAN,
     JIT,
-    SCRATCH,
     SHELL,
-    WEIGHT,
     work_buffer,
 )
 from dshift.kernels._exp import exp_nonpositive
@@ -220,12 +217,17 @@ def _pointwise_weights(d2, t, h2, kernel, adaptive, cols, w, scratch):
     return inside, total
 
 
-@numba.njit(**JIT, fastmath=FASTMATH)
-def pointwise_sums(T, t, lo, hi, C, h2, tile_h2, kernel, adaptive, cols, work, out, hsums):
+@numba.njit(**JIT, fastmath=FASTMATH, inline="always")
+def pointwise_sums(T, t, lo, hi, C, h2, tile_h2, kernel, adaptive, cols, buffers, out, hsums):
     """Add the sums of the tile ``T[:, :t]`` of weighted (or adaptive) points for every
-    center: each center runs over the tile's points, unless the box is out of its reach."""
+    center: each center runs over the tile's points, unless the box is out of its reach.
+
+    ``buffers`` are three separately allocated arrays (squared distances, weights, exp's
+    scratch): rows of one work buffer could overlap for all the compiler knows, and its
+    alias checks change how the weight sums vectorize (their rounding, and their speed).
+    """
     m, d = C.shape
-    d2, w, scratch = work[D2, :t], work[WEIGHT], work[SCRATCH]
+    d2, w, scratch = buffers[0][:t], buffers[1], buffers[2]
     # A tile is skipped for a center only if its bounding box is farther than the
     # (largest) bandwidth by a margin that covers rounding: exact for compact kernels.
     prune_h2 = tile_h2 * (1.0 + 1e-9) + 1e-300
@@ -275,6 +277,7 @@ def tile_loop(X, C, h2, kernel, groups, tile_rows, boxed, wcol, hcol, out, hsums
     hi = np.full(d, np.inf)
     rows = 1 if wcol is None and hcol is None else tile_rows
     cols = PointColumns(np.ones(rows), np.ones(rows), np.ones(rows), np.ones(rows))
+    buffers = (np.empty(rows), np.empty(rows), np.empty(rows))
     nonfinite = 0
     for start in range(0, n, tile_rows):
         t = min(tile_rows, n - start)
@@ -286,5 +289,7 @@ def tile_loop(X, C, h2, kernel, groups, tile_rows, boxed, wcol, hcol, out, hsums
             tile_h2 = _load_columns(X, start, t, d, wcol, hcol, h2, cols)
             nonfinite += bounding_box(T, 0, t, lo, hi)
             adaptive = hcol is not None
-            pointwise_sums(T, t, lo, hi, C, h2, tile_h2, kernel, adaptive, cols, work, out, hsums)
+            pointwise_sums(
+                T, t, lo, hi, C, h2, tile_h2, kernel, adaptive, cols, buffers, out, hsums
+            )
     return nonfinite
