@@ -317,8 +317,8 @@ def test_centers_too_large_to_embed_are_shipped_once_with_the_same_result(
     with recording(scheduler) as large:
         ms = MeanShift(**params).fit(X)
     assert "add_stats" not in small and "add_stats" in large
-    if scheduler is not None:  # the cluster runs shared centers as a task of their own
-        assert "ndarray" not in small and "ndarray" in large
+    if scheduler is not None:  # the cluster runs a shared plan as a task of its own
+        assert "Plan" not in small and "Plan" in large
     assert_array_equal(ms.cluster_centers_, ref.cluster_centers_)
     assert_array_equal(np.asarray(ms.labels_), np.asarray(ref.labels_))
     assert ms.n_iter_ == ref.n_iter_
