@@ -118,7 +118,7 @@ def _leader_weights(T, s, e, lead, inv_2h2, work):
 
 
 @numba.njit(**JIT, fastmath=FASTMATH, inline="always")
-def _leader_sums(n, d, h2, j, count_each, inside, work, out):
+def _leader_sums(n, d, h2, j, count_each, inside, work, sums, weights, counts):
     """Add the leader's own weights (from the work rows) to center j's sums."""
     d2, w = work[D2, :n], work[WEIGHT, :n]
     total = 0.0
@@ -129,13 +129,13 @@ def _leader_sums(n, d, h2, j, count_each, inside, work, out):
         acc = 0.0
         for i in range(n):
             acc += w[i] * uk[i]
-        out.sums[j, k] += acc
-    out.weights[j] += total
+        sums[j, k] += acc
+    weights[j] += total
     if count_each:
         inside = 0.0
         for i in range(n):
             inside += 1.0 if d2[i] <= h2 else 0.0
-    out.counts[j] += inside
+    counts[j] += inside
 
 
 @numba.njit(**JIT, fastmath=FASTMATH, inline="always")
@@ -201,6 +201,7 @@ def gaussian_group(T, s, e, gap2, far2, C, idx, p0, p1, lead, radius, h2, work, 
     relative of the bandwidth is counted again directly, so the counts are exact.
     Unweighted points only; ``work`` is a :func:`~dshift.kernels._config.work_buffer`.
     """
+    sums, weights, counts = out
     d = lead.shape[0]
     n = e - s
     inv_2h2 = 0.5 / h2 if h2 > 0 else 0.0
@@ -225,18 +226,18 @@ def gaussian_group(T, s, e, gap2, far2, C, idx, p0, p1, lead, radius, h2, work, 
             dd += a[k] * a[k]
         inside = 0.0 if all_out else float(n)
         if dd == 0.0:  # the leader: its own weights
-            _leader_sums(n, d, h2, j, count_each, inside, work, out)
+            _leader_sums(n, d, h2, j, count_each, inside, work, sums, weights, counts)
             continue
         counted, unsure, total = _member_weights(n, d, h2, a, dd, count_each, wide, work, acc)
         if count_each:
             inside = counted
         g = math.exp(-dd * inv_2h2)
         for k in range(d):
-            out.sums[j, k] += g * (acc[k] - total * a[k])  # offsets from the member
-        out.weights[j] += g * total
+            sums[j, k] += g * (acc[k] - total * a[k])  # offsets from the member
+        weights[j] += g * total
         if unsure > 0.0:  # a point within rounding of the bandwidth: count directly
             inside = _count_directly(T, s, e, C, j, h2)
-        out.counts[j] += inside
+        counts[j] += inside
 
 
 def axis_lattice(centers: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
@@ -270,7 +271,7 @@ def axis_lattice(centers: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
 
 
 @numba.njit(**JIT, fastmath=FASTMATH, inline="always")
-def _lattice_center3(T, t, E, index, C, j, h2, far, out):
+def _lattice_center3(T, t, E, index, C, j, h2, far, sums, weights, counts):
     """Center j's sums from the per-axis factors ``E``, 3 features in one fused pass."""
     e0, e1, e2 = E[index[j, 0], :t], E[index[j, 1], :t], E[index[j, 2], :t]
     c0, c1, c2 = C[j, 0], C[j, 1], C[j, 2]
@@ -287,11 +288,11 @@ def _lattice_center3(T, t, E, index, C, j, h2, far, out):
         a0 += wi * u0
         a1 += wi * u1
         a2 += wi * u2
-    add3(out, j, inside, total, a0, a1, a2)
+    add3(sums, weights, counts, j, inside, total, a0, a1, a2)
 
 
 @numba.njit(**JIT, fastmath=FASTMATH, inline="always")
-def _lattice_center(T, t, E, index, C, j, h2, far, w, scratch, out):
+def _lattice_center(T, t, E, index, C, j, h2, far, w, scratch, sums, weights, counts):
     """Center j's sums from the per-axis factors ``E``, any number of features."""
     d = C.shape[1]
     wt = w[:t]
@@ -316,15 +317,15 @@ def _lattice_center(T, t, E, index, C, j, h2, far, w, scratch, out):
         wi = wt[i] if q <= far else 0.0
         wt[i] = wi
         total += wi
-    out.counts[j] += inside
-    out.weights[j] += total
+    counts[j] += inside
+    weights[j] += total
     for k in range(d):
         c = C[j, k]
         tk = T[k, :t]
         acc = 0.0
         for i in range(t):
             acc += wt[i] * (tk[i] - c)
-        out.sums[j, k] += acc
+        sums[j, k] += acc
 
 
 @numba.njit(**JIT, fastmath=FASTMATH)
@@ -335,6 +336,7 @@ def lattice_sums(X, C, h2, values, index, out):
     n, d = X.shape
     m = C.shape[0]
     nv = values.shape[0]
+    sums, weights, counts = out
     T = np.empty((d, TILE_ROWS))
     E = np.empty((nv, TILE_ROWS))  # a row per axis value: its factor for each point
     w = np.empty(TILE_ROWS)
@@ -360,7 +362,7 @@ def lattice_sums(X, C, h2, values, index, out):
             exp_nonpositive(ev, scratch[:t])
         for j in range(m):
             if d == 3:
-                _lattice_center3(T, t, E, index, C, j, h2, far, out)
+                _lattice_center3(T, t, E, index, C, j, h2, far, sums, weights, counts)
             else:
-                _lattice_center(T, t, E, index, C, j, h2, far, w, scratch, out)
+                _lattice_center(T, t, E, index, C, j, h2, far, w, scratch, sums, weights, counts)
     return nonfinite

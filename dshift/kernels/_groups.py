@@ -151,12 +151,13 @@ def offset_sums(T, pw, s, e, lo, rel):
 def add_to_members(C, idx, p0, p1, w, offsets, base, out):
     """Add points of total weight w and offset sum ``offsets[:d]`` from ``base`` to the
     sums of the centers ``idx[p0:p1]`` (``out``: the :class:`Sums`)."""
+    sums, weights, counts = out
     for q in range(p0, p1):
         j = idx[q]
-        out.counts[j] += w
-        out.weights[j] += w
+        counts[j] += w
+        weights[j] += w
         for k in range(C.shape[1]):
-            out.sums[j, k] += offsets[k] + w * (base[k] - C[j, k])
+            sums[j, k] += offsets[k] + w * (base[k] - C[j, k])
 
 
 @numba.njit(**JIT, fastmath=FASTMATH, inline="always")
@@ -232,6 +233,7 @@ def core_and_shell(T, pw, s, e, C, idx, p0, p1, lead, radius, h2, work, out):
     keep a 1e-9 margin that covers rounding, so the result equals the per-point loop's.
     ``work`` is a :func:`~dshift.kernels._config.work_buffer`; ``out`` the :class:`Sums`.
     """
+    sums, weights, counts = out
     d = lead.shape[0]
     h = math.sqrt(h2)
     core2 = (h - radius) ** 2 * (1.0 - 1e-9) if h > radius else -1.0
@@ -250,7 +252,7 @@ def core_and_shell(T, pw, s, e, C, idx, p0, p1, lead, radius, h2, work, out):
         j = idx[q]
         if d == 3 and pw is None:  # no call per member: the shells are often small
             inside, a0, a1, a2 = flat3(S, 0, ns, C[j, 0], C[j, 1], C[j, 2], h2)
-            add3(out, j, inside, inside, a0, a1, a2)
+            add3(sums, weights, counts, j, inside, inside, a0, a1, a2)
         elif pw is None:
             tile_sums(S, None, 0, ns, C, j, h2, FLAT, work, out, 0)
         else:

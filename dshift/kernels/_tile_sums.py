@@ -119,13 +119,13 @@ def flat3(T, s, e, c0, c1, c2, h2):
 
 
 @numba.njit(**JIT, fastmath=FASTMATH, inline="always")
-def add3(out, j, count, weight, a0, a1, a2):
+def add3(sums, weights, counts, j, count, weight, a0, a1, a2):
     """Add a count, a weight and 3-d offset sums to center j's sums."""
-    out.counts[j] += count
-    out.weights[j] += weight
-    out.sums[j, 0] += a0
-    out.sums[j, 1] += a1
-    out.sums[j, 2] += a2
+    counts[j] += count
+    weights[j] += weight
+    sums[j, 0] += a0
+    sums[j, 1] += a1
+    sums[j, 2] += a2
 
 
 @numba.njit(**JIT, fastmath=FASTMATH, inline="always")
@@ -230,19 +230,20 @@ def tile_sums(T, pw, s, e, C, j, h2, kernel, work, out, count):
     passes). Gaussian kernel: ``count`` 0 counts the points within the bandwidth one by
     one, 1 says all of them are, -1 none (known from the tile's box).
     """
+    sums, weights, counts = out
     d2, w, scratch = work[D2], work[WEIGHT], work[SCRATCH]
     n = e - s
     if C.shape[1] == 3 and kernel == FLAT and pw is None:  # one pass, all in registers
         inside, a0, a1, a2 = flat3(T, s, e, C[j, 0], C[j, 1], C[j, 2], h2)
         if inside > 0.0:
-            add3(out, j, inside, inside, a0, a1, a2)
+            add3(sums, weights, counts, j, inside, inside, a0, a1, a2)
         return
     _squared_distances(T, s, e, C, j, d2)
     if kernel == GAUSSIAN:
         inside, total = _gaussian_weights(d2, pw, s, n, h2, count, w, scratch)
     else:
         inside, total = _compact_weights(d2, pw, s, n, h2, kernel, w)
-    out.counts[j] += inside
+    counts[j] += inside
     if total > 0.0:
-        out.weights[j] += total
-        _add_offsets(T, s, e, C, j, w, out.sums)
+        weights[j] += total
+        _add_offsets(T, s, e, C, j, w, sums)

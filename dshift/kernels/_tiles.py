@@ -53,46 +53,15 @@ class Tile(NamedTuple):
 
 
 @numba.njit(**JIT, fastmath=FASTMATH, inline="always")
-def _box_sums(tile, work, summed):
-    """The tile's offset sums from its box's low corner and its weight, in the work buffer's
-    last row (computed once per tile, on first use)."""
-    T, pw, s, e, lo, _ = tile
+def _add_box(C, j, rel, lo, sums, weights, counts):
+    """Add a whole box (its weight ``rel[d]``, offset sums ``rel[:d]`` from ``lo``) to
+    center j's sums."""
     d = lo.shape[0]
-    rel = work[SHELL + d, : d + 1]
-    if not summed:
-        offset_sums(T, pw, s, e, lo, rel)
-    return rel
-
-
-@numba.njit(**JIT, fastmath=FASTMATH, inline="always")
-def _lone_center(tile, C, j, h2, kernel, work, out, summed):
-    """Add the tile's sums for center j, alone in its group; returns whether the box's
-    offset sums are now in the work buffer."""
-    T, pw, s, e, lo, hi = tile
-    d = lo.shape[0]
-    prune_h2 = h2 * (1.0 + 1e-9) + 1e-300
-    inner_h2 = h2 * (1.0 - 1e-9)
-    gap2, far2 = box_reach(lo, hi, C, j)
-    if kernel == GAUSSIAN:  # points are counted only if the box straddles the bandwidth
-        count = -1 if gap2 > prune_h2 else (1 if far2 <= inner_h2 else 0)
-        tile_sums(T, pw, s, e, C, j, h2, kernel, work, out, count)
-        return summed
-    if gap2 > prune_h2:
-        return summed
-    if kernel == FLAT and far2 <= inner_h2:  # the box is inside the ball: O(d)
-        rel = _box_sums(tile, work, summed)
-        tw = rel[d]
-        out.counts[j] += tw
-        out.weights[j] += tw
-        for k in range(d):
-            out.sums[j, k] += rel[k] + tw * (lo[k] - C[j, k])
-        return True
-    if kernel == FLAT and d == 3 and pw is None:  # no call: tiles can be small
-        inside, a0, a1, a2 = flat3(T, s, e, C[j, 0], C[j, 1], C[j, 2], h2)
-        add3(out, j, inside, inside, a0, a1, a2)
-        return summed
-    tile_sums(T, pw, s, e, C, j, h2, kernel, work, out, 0)
-    return summed
+    tw = rel[d]
+    counts[j] += tw
+    weights[j] += tw
+    for k in range(d):
+        sums[j, k] += rel[k] + tw * (lo[k] - C[j, k])
 
 
 @numba.njit(**JIT, fastmath=FASTMATH)
@@ -105,32 +74,57 @@ def points_sums(tile, C, groups, p0, p1, h2, kernel, work, out):
     the points' offset sums in O(d); other (center, box) pairs run the per-point loop, or
     :func:`~dshift.kernels._groups.core_and_shell` for a group
     (:func:`~dshift.kernels._gaussian.gaussian_group` for the Gaussian's). The tests keep a
-    1e-9 margin that covers rounding, so the result equals the per-point loop's.
+    1e-9 margin that covers rounding, so the result equals the per-point loop's. (The
+    records are unpacked once, here: an array taken from a tuple inside the loop over
+    centers costs a reference count update per center, which tripled this loop's time.)
     """
     T, pw, s, e, lo, hi = tile
     group_of, idx, leaders, radius = groups
+    sums, weights, counts = out
+    d = lo.shape[0]
+    rel = work[SHELL + d, : d + 1]  # the points' offset sums from lo and weight, on first use
     summed = False
+    compact = kernel != GAUSSIAN
+    prune_h2 = h2 * (1.0 + 1e-9) + 1e-300
+    inner_h2 = h2 * (1.0 - 1e-9)
+    h = math.sqrt(h2)
     p = p0
     while p < p1:
         g = group_of[idx[p]]
-        if g < 0:
-            summed = _lone_center(tile, C, idx[p], h2, kernel, work, out, summed)
+        if g < 0:  # a center alone
+            j = idx[p]
             p += 1
+            gap2, far2 = box_reach(lo, hi, C, j)
+            if not compact:  # points are counted only if the box straddles the bandwidth
+                count = -1 if gap2 > prune_h2 else (1 if far2 <= inner_h2 else 0)
+                tile_sums(T, pw, s, e, C, j, h2, kernel, work, out, count)
+            elif gap2 > prune_h2:
+                continue
+            elif kernel == FLAT and far2 <= inner_h2:  # the box is inside the ball: O(d)
+                if not summed:
+                    offset_sums(T, pw, s, e, lo, rel)
+                    summed = True
+                _add_box(C, j, rel, lo, sums, weights, counts)
+            elif kernel == FLAT and d == 3 and pw is None:  # no call: tiles can be small
+                inside, a0, a1, a2 = flat3(T, s, e, C[j, 0], C[j, 1], C[j, 2], h2)
+                add3(sums, weights, counts, j, inside, inside, a0, a1, a2)
+            else:
+                tile_sums(T, pw, s, e, C, j, h2, kernel, work, out, 0)
             continue
         q = p + 1
         while q < p1 and group_of[idx[q]] == g:
             q += 1
         gap2, far2 = box_reach(lo, hi, leaders, g)
         lead, r = leaders[g], radius[g]
-        h = math.sqrt(h2)
         if kernel == GAUSSIAN:
             gaussian_group(T, s, e, gap2, far2, C, idx, p, q, lead, r, h2, work, out)
         elif gap2 > (h + r) ** 2 * (1.0 + 1e-9) + 1e-300:
             pass
         elif h > r and far2 <= (h - r) ** 2 * (1.0 - 1e-9):
-            rel = _box_sums(tile, work, summed)
-            summed = True
-            add_to_members(C, idx, p, q, rel[lo.shape[0]], rel, lo, out)
+            if not summed:
+                offset_sums(T, pw, s, e, lo, rel)
+                summed = True
+            add_to_members(C, idx, p, q, rel[d], rel, lo, out)
         else:
             core_and_shell(T, pw, s, e, C, idx, p, q, lead, r, h2, work, out)
         p = q
@@ -226,6 +220,7 @@ def pointwise_sums(T, t, lo, hi, C, h2, tile_h2, kernel, adaptive, cols, buffers
     scratch): rows of one work buffer could overlap for all the compiler knows, and its
     alias checks change how the weight sums vectorize (their rounding, and their speed).
     """
+    sums, weights, counts = out
     m, d = C.shape
     d2, w, scratch = buffers[0][:t], buffers[1], buffers[2]
     # A tile is skipped for a center only if its bounding box is farther than the
@@ -248,15 +243,15 @@ def pointwise_sums(T, t, lo, hi, C, h2, tile_h2, kernel, adaptive, cols, buffers
                 total += w[i]
                 hacc += w[i] * cols.ph[i]
             hsums[j] += hacc
-        out.counts[j] += inside
+        counts[j] += inside
         if total > 0.0:
-            out.weights[j] += total
+            weights[j] += total
             for k in range(d):
                 c = C[j, k]
                 acc = 0.0
                 for i in range(t):
                     acc += w[i] * (T[k, i] - c)
-                out.sums[j, k] += acc
+                sums[j, k] += acc
 
 
 @numba.njit(**JIT, fastmath=FASTMATH)
