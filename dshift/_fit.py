@@ -219,7 +219,7 @@ class LoopPoints:
             Examples
             --------
             >>> from dshift import MeanShift
-        >>> from dshift._fit_input import place, prepare_input
+            >>> from dshift._fit_input import place, prepare_input
             >>> ms = MeanShift(bandwidth=1)
             >>> inp = prepare_input(ms, np.array([[0.0], [0.5], [3.0]]), None, None)
             >>> points = loop_points(ms, inp, place(ms, inp), 1.0)
