@@ -34,20 +34,8 @@ from dshift._checkpoint_checks import (
     read_state,
     read_step,
 )
-from dshift._fingerprint import data_fingerprint, params_fingerprint
 from dshift._iterate import LoopState, Step
 from dshift._untrusted import file_kind, one_line, open_archive, refusing
-
-__all__ = [
-    "FORMAT",
-    "Checkpoint",
-    "check_path",
-    "data_fingerprint",
-    "load",
-    "params_fingerprint",
-    "save",
-    "steps_dir",
-]
 
 #: Version of the file layout; a checkpoint of another version is refused. 2: integer
 #: parameters are fingerprinted exactly (1 turned them into floats).
@@ -208,9 +196,9 @@ def load(
     path : str or path-like
         The checkpoint file.
     params : dict of str to str
-        :func:`params_fingerprint` of the fit's parameters.
+        :func:`~dshift._fingerprint.params_fingerprint` of the fit's parameters.
     data : str
-        :func:`data_fingerprint` of the array the fit reads.
+        :func:`~dshift._fingerprint.data_fingerprint` of the array the fit reads.
     n_features : int, optional
         The data's number of features. Without it, the fingerprint's column count bounds it
         (float64 data may also carry a weight and a bandwidth column).

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 import dask.array as da
 import numpy as np
 
-from dshift import _checkpoint, _limits, kernels
+from dshift import _checkpoint, _fingerprint, _limits, kernels
 from dshift._bandwidth import estimate_bandwidth
 from dshift._columns import Columns
 from dshift._fit_input import FitInput, spatial_order
@@ -120,7 +120,7 @@ def resume_or_start(ms: MeanShift, inp: FitInput, placed: Placement) -> Resume:
     """
     if inp.params_fingerprint is None:
         return Resume()
-    data_id = placed.run(lambda: _checkpoint.data_fingerprint(placed.data))
+    data_id = placed.run(lambda: _fingerprint.data_fingerprint(placed.data))
     saved = _checkpoint.load(
         ms.checkpoint, inp.params_fingerprint, data_id, n_features=inp.columns.n_features
     )
@@ -212,20 +212,20 @@ class LoopPoints:
 
     def stats(self, centers: np.ndarray, *, bandwidth: float, kernel: int) -> kernels.ChunkStats:
         """The total kernel sums of the points for ``centers``: the fit's one call of
-            ``reduce_stats``.
+        ``reduce_stats``.
 
-            One pass over the points, run again if data were lost with a worker.
+        One pass over the points, run again if data were lost with a worker.
 
-            Examples
-            --------
-            >>> from dshift import MeanShift
-            >>> from dshift._fit_input import place, prepare_input
-            >>> ms = MeanShift(bandwidth=1)
-            >>> inp = prepare_input(ms, np.array([[0.0], [0.5], [3.0]]), None, None)
-            >>> points = loop_points(ms, inp, place(ms, inp), 1.0)
-            >>> total = points.stats(np.array([[0.0]]), bandwidth=1.0, kernel=kernels.FLAT)
-            >>> total.counts, total.sums
-            (array([2.]), array([[0.5]]))
+        Examples
+        --------
+        >>> from dshift import MeanShift
+        >>> from dshift._fit_input import place, prepare_input
+        >>> ms = MeanShift(bandwidth=1)
+        >>> inp = prepare_input(ms, np.array([[0.0], [0.5], [3.0]]), None, None)
+        >>> points = loop_points(ms, inp, place(ms, inp), 1.0)
+        >>> total = points.stats(np.array([[0.0]]), bandwidth=1.0, kernel=kernels.FLAT)
+        >>> total.counts, total.sums
+        (array([2.]), array([[0.5]]))
         """
         return self.placed.run(
             lambda: reduce_stats(

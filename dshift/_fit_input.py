@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 import dask.array as da
 import numpy as np
 
-from dshift import _checkpoint, _limits, kernels
+from dshift import _checkpoint, _fingerprint, _limits, kernels
 from dshift._columns import Columns
 from dshift._io import aligned_column, append_columns, as_dask_array, with_weights
 from dshift._iterate import (
@@ -96,7 +96,7 @@ def prepare_input(ms: MeanShift, X: Any, sample_weight: Any, point_bandwidth: An
     check_seeds(*Xd.shape, ms.seeds, ms.seeding)
     fingerprint = None
     if ms.checkpoint is not None:
-        fingerprint = _checkpoint.params_fingerprint(result_params(ms.get_params()))
+        fingerprint = _fingerprint.params_fingerprint(result_params(ms.get_params()))
         _checkpoint.check_path(ms.checkpoint)
     weighted = sample_weight is not None
     source = with_weights(Xd, sample_weight) if weighted else Xd
