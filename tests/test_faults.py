@@ -220,7 +220,7 @@ def test_sigterm_mid_fit_keeps_the_checkpoint_and_the_same_command_resumes(slow_
     _wait_for_line(proc, "iteration    2")
     proc.send_signal(signal.SIGTERM)
     code, _, err = _finish(proc)
-    assert code == 143 and "SIGTERM" in _one_error_line(err)
+    assert code == 143 and "SIGTERM" in _one_error_line(err), err
     assert ckpt.exists() and not (tmp_path / "out.zarr").exists()
     code, out, err = _finish(_dshift(*argv, cwd=tmp_path))
     assert code == 0 and "Resumed from checkpoint" in out, err
