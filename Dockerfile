@@ -2,6 +2,8 @@
 # pinned dask/distributed/numpy/zarr everywhere (a mismatch breaks distributed's pickling).
 FROM python:3.11-slim
 
+# NUMBA_CACHE_DIR: a writable place for the compiled kernels (site-packages is root's);
+# compiled on first use in each container, about a minute, then loaded from there.
 ENV PIP_NO_CACHE_DIR=1 \
     PYTHONUNBUFFERED=1 \
     NUMBA_CACHE_DIR=/tmp/numba-cache \
@@ -9,11 +11,20 @@ ENV PIP_NO_CACHE_DIR=1 \
 
 WORKDIR /opt/dshift
 COPY docker/constraints.txt docker/constraints.txt
-COPY pyproject.toml README.md ./
+COPY pyproject.toml README.md LICENSE ./
 COPY dshift ./dshift
-RUN pip install -c docker/constraints.txt ".[plots]" jupyterlab ipykernel \
-    && mkdir -p /data /tmp/numba-cache
-COPY examples ./examples
+# dshift with the plots extra (matplotlib) and the dashboard extra (bokeh: the scheduler's
+# dashboard on 8787), and JupyterLab for the notebook service. pip merges the extras of
+# ".[plots]" and "dshift[dashboard]" into one install of this directory.
+RUN pip install -c docker/constraints.txt ".[plots]" jupyterlab ipykernel "dshift[dashboard]"
+
+# Every service runs as an unprivileged user with a numeric id (Kubernetes' runAsNonRoot
+# can check it); it owns /data (a new named volume takes this owner) and the numba cache.
+RUN useradd --create-home --uid 1000 --user-group dshift \
+    && mkdir -p /data /tmp/numba-cache \
+    && chown dshift:dshift /data /tmp/numba-cache
+COPY --chown=dshift:dshift examples ./examples
+USER 1000:1000
 
 EXPOSE 8786 8787 8888
 CMD ["dask", "scheduler"]
