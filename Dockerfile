@@ -13,10 +13,19 @@ WORKDIR /opt/dshift
 COPY docker/constraints.txt docker/constraints.txt
 COPY pyproject.toml README.md LICENSE ./
 COPY dshift ./dshift
-# dshift with the plots extra (matplotlib) and the dashboard extra (bokeh: the scheduler's
-# dashboard on 8787), and JupyterLab for the notebook service. pip merges the extras of
-# ".[plots]" and "dshift[dashboard]" into one install of this directory.
-RUN pip install -c docker/constraints.txt ".[plots]" jupyterlab ipykernel "dshift[dashboard]"
+# dshift with the plots extra (matplotlib) and the EXTRAS, by default the dashboard
+# (bokeh: the scheduler's dashboard on 8787), and JupyterLab for the notebook service. pip
+# merges the extras of ".[plots]" and "dshift[...]" into one install of this directory.
+# For object stores: docker build --build-arg EXTRAS=dashboard,s3 (or dashboard,gcs) .
+ARG EXTRAS=dashboard
+RUN pip install -c docker/constraints.txt ".[plots]" jupyterlab ipykernel "dshift[${EXTRAS}]"
+
+# dask-kubernetes' operator and dask-gateway start the commands `dask-scheduler` and
+# `dask-worker`, which distributed 2026.8 no longer installs: shims for `dask scheduler`
+# and `dask worker`.
+RUN printf '#!/bin/sh\nexec dask scheduler "$@"\n' > /usr/local/bin/dask-scheduler \
+    && printf '#!/bin/sh\nexec dask worker "$@"\n' > /usr/local/bin/dask-worker \
+    && chmod 755 /usr/local/bin/dask-scheduler /usr/local/bin/dask-worker
 
 # Every service runs as an unprivileged user with a numeric id (Kubernetes' runAsNonRoot
 # can check it); it owns /data (a new named volume takes this owner) and the numba cache.
