@@ -1,8 +1,10 @@
 """dshift: mean shift clustering for data larger than memory, on a Dask cluster."""
 
+from sklearn.exceptions import NotFittedError
+
 from dshift._bandwidth import estimate_bandwidth
 from dshift._cluster import SchedulerLostError
-from dshift._estimator import MeanShift, NotFittedError, mean_shift
+from dshift._estimator import MeanShift, mean_shift
 from dshift._iterate import Step
 from dshift._results import write_result
 from dshift._seeding import get_bin_seeds

@@ -11,6 +11,7 @@ set of workers, :func:`check_workers` compares their versions with the client's,
 from __future__ import annotations
 
 import contextlib
+import os
 import threading
 import time
 from collections.abc import Iterator
@@ -52,6 +53,31 @@ def checked_client() -> Any:
     if client is not None:
         check_workers(client)
     return client
+
+
+def local_threads(n_jobs: int | None) -> contextlib.AbstractContextManager[Any]:
+    """Run the block on ``n_jobs`` threads of dask's threaded scheduler, when no
+    distributed client is active and ``n_jobs`` is given (joblib's count: -1 is every core,
+    -2 every core but one). A distributed client's workers are what they are: ``n_jobs``
+    does not change them.
+
+    Examples
+    --------
+    >>> import dask
+    >>> with local_threads(-1):
+    ...     dask.config.get("num_workers") == (os.cpu_count() or 1)
+    True
+    >>> with local_threads(None):
+    ...     dask.config.get("num_workers", None) is None
+    True
+    """
+    if n_jobs is None or current_client() is not None:
+        return contextlib.nullcontext()
+    import dask
+
+    cores = os.cpu_count() or 1
+    threads = n_jobs if n_jobs > 0 else max(1, cores + 1 + n_jobs)
+    return dask.config.set(scheduler="threads", num_workers=threads)
 
 
 def _local_versions() -> list[str]:

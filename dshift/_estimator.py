@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import inspect
 import logging
 import os
 from collections.abc import Generator
@@ -10,8 +9,11 @@ from typing import Any
 
 import dask.array as da
 import numpy as np
+from sklearn.base import BaseEstimator, ClusterMixin
+from sklearn.utils.validation import check_is_fitted
 
 from dshift import _fit, _fit_input, _fit_result
+from dshift._cluster import local_threads
 from dshift._io import as_dask_array
 from dshift._iterate import Step, label_blocks
 from dshift._params import result_params, validate_params
@@ -19,11 +21,7 @@ from dshift._params import result_params, validate_params
 logger = logging.getLogger(__name__)
 
 
-class NotFittedError(ValueError, AttributeError):
-    """Raised when ``predict`` is called before ``fit`` (as scikit-learn's)."""
-
-
-class MeanShift:
+class MeanShift(ClusterMixin, BaseEstimator):
     """Mean shift clustering over chunked (larger than memory) arrays.
 
     Every iteration is one map/reduce over the chunks of X: each chunk computes, for the
@@ -39,13 +37,19 @@ class MeanShift:
     ----------
     bandwidth : float, default=None
         Kernel bandwidth (> 0). ``None`` estimates it with :func:`estimate_bandwidth` on a
-        random sample of at most 10,000 points (seeded by ``random_state``, or 0).
-    kernel : {"gaussian", "flat", "epanechnikov"}, default="gaussian"
+        random sample of at most 10,000 points (seeded by ``random_state``, or 0): as
+        scikit-learn up to 10,000 points. For the Gaussian kernel the estimate is divided
+        by 4 (its bandwidth is a standard deviation, and its weights reach far beyond a
+        flat ball of the same radius; see docs/features.md).
+    kernel : {"flat", "gaussian", "epanechnikov"}, default="flat"
         ``"flat"``: weight 1 at distance <= bandwidth, else 0 (scikit-learn's).
         ``"gaussian"``: ``exp(-d^2 / (2 bandwidth^2))``; slow to converge on flat density
         tops, raise ``max_iter`` there. ``"epanechnikov"``: ``max(0, 1 - d^2/bandwidth^2)``.
     seeds : array-like of shape (n_seeds, n_features), default=None
         Initial centers. When given, ``seeding`` is ignored.
+    bin_seeding : bool, default=False
+        scikit-learn's name for ``seeding="bin"``: True seeds from the occupied bins.
+        False leaves the choice to ``seeding``.
     seeding : {"auto", "all", "bin", "sample"}, default="auto"
         ``"all"``: every point (at most 20,000 points). ``"bin"``: occupied cells of a
         ``bin_size`` grid with at least ``min_bin_freq`` points (one chunk-wise pass).
@@ -96,6 +100,11 @@ class MeanShift:
         in ``algorithm="grid"``), every cell's mean follows its trajectory over that
         density to a center, and a point takes its cell's label (one more pass).
         ``predict`` still labels new points by their nearest center.
+    n_jobs : int, default=None
+        Threads of dask's local (threaded) scheduler for the fit and ``predict``, when no
+        ``distributed.Client`` is active: -1 means every core, -2 every core but one.
+        ``None`` keeps dask's default (every core). With a distributed client it has no
+        effect: the cluster's workers do the work.
     adaptive_k : int, default=None
         Variable-bandwidth mean shift: each point's bandwidth h_i is its distance to its
         k-th nearest neighbour among a random sample of min(n_samples, 5,000) points (seeded
@@ -204,8 +213,9 @@ class MeanShift:
         self,
         *,
         bandwidth: float | None = None,
-        kernel: str = "gaussian",
+        kernel: str = "flat",
         seeds: Any = None,
+        bin_seeding: bool = False,
         seeding: str = "auto",
         n_seeds: int | None = None,
         bin_size: float | None = None,
@@ -221,10 +231,12 @@ class MeanShift:
         grid_fraction: float = 0.25,
         label_method: str = "nearest",
         adaptive_k: int | None = None,
+        n_jobs: int | None = None,
     ) -> None:
         self.bandwidth = bandwidth
         self.kernel = kernel
         self.seeds = seeds
+        self.bin_seeding = bin_seeding
         self.seeding = seeding
         self.n_seeds = n_seeds
         self.bin_size = bin_size
@@ -240,39 +252,7 @@ class MeanShift:
         self.grid_fraction = grid_fraction
         self.label_method = label_method
         self.adaptive_k = adaptive_k
-
-    # -- scikit-learn's estimator contract -----------------------------------------------
-
-    @classmethod
-    def _param_names(cls) -> list[str]:
-        sig = inspect.signature(cls.__init__)
-        return sorted(p.name for p in sig.parameters.values() if p.kind == p.KEYWORD_ONLY)
-
-    def get_params(self, deep: bool = True) -> dict[str, Any]:
-        """Parameters of this estimator (scikit-learn's contract)."""
-        return {name: getattr(self, name) for name in self._param_names()}
-
-    def set_params(self, **params: Any) -> MeanShift:
-        """Set parameters (scikit-learn's contract); returns self."""
-        valid = self._param_names()
-        for name, value in params.items():
-            if name not in valid:
-                raise ValueError(
-                    f"Invalid parameter {name!r} for MeanShift; valid parameters are {valid}."
-                )
-            setattr(self, name, value)
-        return self
-
-    def __repr__(self) -> str:
-        defaults = {
-            p.name: p.default for p in inspect.signature(type(self).__init__).parameters.values()
-        }
-        changed = [
-            f"{k}={v!r}"
-            for k, v in self.get_params().items()
-            if not (v is defaults[k] or (isinstance(v, (int, float, str)) and v == defaults[k]))
-        ]
-        return f"{type(self).__name__}({', '.join(changed)})"
+        self.n_jobs = n_jobs
 
     # -- fitting -------------------------------------------------------------------------
 
@@ -328,6 +308,13 @@ class MeanShift:
         2
         """
         self._validate_params()
+        with local_threads(self.n_jobs):
+            yield from self._fit_stages(X, sample_weight, point_bandwidth)
+
+    def _fit_stages(
+        self, X: Any, sample_weight: Any, point_bandwidth: Any
+    ) -> Generator[Step, None, None]:
+        """The fit's stages, in order (``iter_fit`` without the scheduler's setting)."""
         inp = _fit_input.prepare_input(self, X, sample_weight, point_bandwidth)
         placed = _fit_input.place(self, inp)
         self.resumed_from_ = None
@@ -365,13 +352,13 @@ class MeanShift:
         labels : ndarray or dask.array.Array of shape (n_samples,), int32
             numpy for numpy input; lazy dask for dask/Zarr input.
         """
-        if not hasattr(self, "cluster_centers_"):
-            raise NotFittedError(
-                "This MeanShift instance is not fitted yet; call fit(X) before predict."
-            )
+        check_is_fitted(self)
         Xd, in_memory = as_dask_array(X, row_chunks=self.row_chunks, n_features=self.n_features_in_)
         labels = label_blocks(Xd, self.cluster_centers_, np.inf, True)
-        return labels.compute() if in_memory else labels
+        if not in_memory:
+            return labels
+        with local_threads(self.n_jobs):
+            return labels.compute()
 
     def fit_predict(self, X: Any, y: Any = None) -> np.ndarray | da.Array:
         """Fit X and return ``labels_``."""

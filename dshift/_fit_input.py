@@ -22,7 +22,7 @@ from dshift._io import aligned_column, append_columns, as_dask_array, with_weigh
 from dshift._iterate import (
     check_finite,
 )
-from dshift._params import result_params
+from dshift._params import result_params, seeding_of
 from dshift._placement import PERSIST_FRACTION, Placement, available_memory
 from dshift._seeding import check_seeds, sample_rows
 
@@ -93,7 +93,7 @@ def prepare_input(ms: MeanShift, X: Any, sample_weight: Any, point_bandwidth: An
     (Columns(n_features=2, weighted=True, adaptive=False), (4, 3), True)
     """
     Xd, in_memory = as_dask_array(X, row_chunks=ms.row_chunks)
-    check_seeds(*Xd.shape, ms.seeds, ms.seeding)
+    check_seeds(*Xd.shape, ms.seeds, seeding_of(ms.get_params()))
     fingerprint = None
     if ms.checkpoint is not None:
         fingerprint = _fingerprint.params_fingerprint(result_params(ms.get_params()))

@@ -49,8 +49,12 @@ def _check_dtype(dtype: np.dtype, where: str) -> np.dtype:
         if dtype == np.float32 or dtype == np.float64:
             return dtype
         return np.dtype(np.float32) if dtype == np.float16 else np.dtype(np.float64)
+    if dtype.kind == "c":
+        raise ValueError(
+            f"Complex data not supported: {where} has dtype {dtype}; stack {where}.real and "
+            f"{where}.imag as features if both parts matter."
+        )
     kind = {
-        "c": "complex",
         "O": "object",
         "U": "string",
         "T": "string",
@@ -59,7 +63,7 @@ def _check_dtype(dtype: np.dtype, where: str) -> np.dtype:
     }.get(dtype.kind, str(dtype))
     raise TypeError(
         f"{where} has dtype {dtype} ({kind}); dshift needs real numbers. Convert it first, "
-        "e.g. X.astype('float64') (for complex data, stack X.real and X.imag as features)."
+        "e.g. X.astype('float64')."
     )
 
 
@@ -162,24 +166,26 @@ def _n_cores() -> int:
 def _check_shape(shape: tuple[int, ...], name: str, n_features: int | None) -> None:
     if len(shape) != 2:
         hint = (
-            f"reshape it with {name}.reshape(-1, 1) if it holds one feature, or "
+            f"Reshape your data with {name}.reshape(-1, 1) if it holds one feature, or "
             f"{name}.reshape(1, -1) if it is one sample"
             if len(shape) == 1
-            else f"reshape it to (n_samples, n_features), e.g. {name}.reshape(-1, {name}.shape[-1])"
+            else f"Reshape your data to (n_samples, n_features), e.g. "
+            f"{name}.reshape(-1, {name}.shape[-1])"
         )
         raise ValueError(
             f"{name} must be 2-d of shape (n_samples, n_features), got {len(shape)}-d with "
             f"shape {tuple(shape)}: {hint}."
         )
-    if shape[0] == 0 or shape[1] == 0:
-        raise ValueError(
-            f"{name} is empty (shape {tuple(shape)}); mean shift needs at least one sample "
-            "and one feature."
-        )
+    for axis, what in enumerate(("sample(s)", "feature(s)")):
+        if shape[axis] == 0:
+            raise ValueError(
+                f"Found array with 0 {what} (shape={tuple(shape)}) while a minimum of 1 is "
+                f"required by MeanShift: {name} is empty."
+            )
     if n_features is not None and shape[1] != n_features:
         raise ValueError(
-            f"{name} has {shape[1]} features, but the model was fitted with {n_features} "
-            "features; pass data with the same columns as in fit."
+            f"{name} has {shape[1]} features, but MeanShift is expecting {n_features} "
+            "features as input (as in fit); pass data with the same columns as in fit."
         )
 
 
@@ -254,7 +260,9 @@ def aligned_column(X: da.Array, values: Any, name: str, *, positive: bool) -> da
             f"{_limits.WEIGHT_RANGE} (multiply the weights by a constant to bring it there)."
         )
     if total <= 0:
-        raise ValueError(f"{name} is 0 for every point; give at least one point a positive value.")
+        raise ValueError(
+            f"{name} is zero for every point; give at least one point a positive value."
+        )
     if not positive and not _limits.MIN_TOTAL_WEIGHT <= total <= _limits.MAX_TOTAL_WEIGHT:
         raise ValueError(
             f"{name} sums to {total:g}, outside dshift's supported range {_limits.WEIGHT_RANGE} "

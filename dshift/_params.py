@@ -25,7 +25,7 @@ ALGORITHMS = ("exact", "grid")
 #: ``label_method`` values: the nearest center, or the center the point's trajectory reaches.
 LABEL_METHODS = ("nearest", "mode")
 #: Parameters that decide where or how a fit is computed, not its result.
-PLACEMENT_PARAMS = frozenset({"checkpoint", "persist", "row_chunks"})
+PLACEMENT_PARAMS = frozenset({"checkpoint", "persist", "row_chunks", "n_jobs"})
 
 
 @dataclass(frozen=True)
@@ -131,7 +131,28 @@ class Flag:
         return isinstance(value, (bool, np.bool_))
 
 
-Constraint = Number | OneOf | Flag
+@dataclass(frozen=True)
+class Jobs:
+    """A number of threads as joblib counts them: None, or an integer other than 0
+    (-1 is every core, -2 every core but one, ...).
+
+    Examples
+    --------
+    >>> [Jobs().accepts(v) for v in (None, 2, -1, 0, 1.5, True)]
+    [True, True, True, False, False, False]
+    """
+
+    text: str = "None or an integer other than 0 (-1: every core)"
+    hint: str = ""
+
+    def accepts(self, value: Any) -> bool:
+        """Whether ``value`` is None or a non-zero integer."""
+        if value is None:
+            return True
+        return isinstance(value, Integral) and not isinstance(value, bool) and value != 0
+
+
+Constraint = Number | OneOf | Flag | Jobs
 
 _POSITIVE_INT_OR_NONE = Number(
     "a positive integer or None", integral=True, low=1, low_inclusive=True, none=True
@@ -163,7 +184,9 @@ PARAMETER_CONSTRAINTS: dict[str, Constraint] = {
     "bin_size": Number("a positive number or None", none=True, bools=True),
     "tol": Number("a non-negative number", low_inclusive=True, bools=True),
     "cluster_all": Flag("True or False"),
+    "bin_seeding": Flag("True or False"),
     "persist": Flag("'auto', True or False", also="auto"),
+    "n_jobs": Jobs(),
 }
 
 
@@ -188,6 +211,32 @@ RANGE_CHECKS: dict[str, Callable[[Any], None]] = {
     "bandwidth": _bandwidth_in_range,
     "bin_size": _bin_size_in_range,
 }
+
+
+def seeding_of(params: Mapping[str, Any]) -> str:
+    """The seeding a fit uses: ``seeding``, or ``"bin"`` for scikit-learn's ``bin_seeding``.
+
+    Raises
+    ------
+    ValueError
+        If ``bin_seeding=True`` contradicts a ``seeding`` other than "auto" or "bin".
+
+    Examples
+    --------
+    >>> seeding_of({"seeding": "auto", "bin_seeding": True})
+    'bin'
+    >>> seeding_of({"seeding": "sample", "bin_seeding": False})
+    'sample'
+    """
+    seeding = params["seeding"]
+    if not params["bin_seeding"]:
+        return seeding
+    if seeding not in ("auto", "bin"):
+        raise ValueError(
+            f"bin_seeding=True asks for bin seeds, but seeding={seeding!r}; pass only one "
+            "of them (bin_seeding=True is seeding='bin')."
+        )
+    return "bin"
 
 
 def validate_params(params: Mapping[str, Any]) -> None:
@@ -223,6 +272,7 @@ def validate_params(params: Mapping[str, Any]) -> None:
             raise ValueError(f"{name} must be {constraint.text}, got {value!r}{constraint.hint}.")
         if name in RANGE_CHECKS:
             RANGE_CHECKS[name](value)
+    seeding_of(params)
 
 
 def result_params(params: Mapping[str, Any]) -> dict[str, Any]:

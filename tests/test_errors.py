@@ -6,6 +6,7 @@ import dask
 import dask.array as da
 import numpy as np
 import pytest
+import sklearn.exceptions
 import zarr
 
 import dshift
@@ -116,9 +117,18 @@ def test_nonfinite_seeds_are_rejected(bad):
 @pytest.mark.parametrize(
     ("X", "match"),
     [
-        (np.empty((0, 2)), r"X is empty \(shape \(0, 2\)\)"),
-        (np.empty((5, 0)), r"X is empty \(shape \(5, 0\)\)"),
-        (np.ones(6), r"X must be 2-d .* got 1-d with shape \(6,\).*reshape\(-1, 1\)"),
+        (
+            np.empty((0, 2)),
+            r"Found array with 0 sample\(s\) \(shape=\(0, 2\)\) while a minimum of 1",
+        ),
+        (
+            np.empty((5, 0)),
+            r"Found array with 0 feature\(s\) \(shape=\(5, 0\)\) while a minimum of 1",
+        ),
+        (
+            np.ones(6),
+            r"X must be 2-d .* got 1-d with shape \(6,\): Reshape your data .*reshape\(-1, 1\)",
+        ),
         (np.ones((2, 3, 4)), r"X must be 2-d .* got 3-d with shape \(2, 3, 4\)"),
         ([[1.0, 2.0], [3.0]], "could not be turned into a 2-d array"),
     ],
@@ -131,7 +141,7 @@ def test_bad_shapes(X, match):
 
 @pytest.mark.parametrize(
     ("shape", "match"),
-    [((0, 2), r"X is empty"), ((5, 0), r"X is empty"), ((6,), "got 1-d"), ((2, 3, 4), "got 3-d")],
+    [((0, 2), "0 sample"), ((5, 0), "0 feature"), ((6,), "got 1-d"), ((2, 3, 4), "got 3-d")],
 )
 def test_bad_shapes_of_lazy_input_do_not_read_the_data(shape, match):
     X = da.zeros(shape).map_blocks(_boom, dtype=np.float64)
@@ -144,7 +154,6 @@ def test_bad_shapes_of_lazy_input_do_not_read_the_data(shape, match):
     [
         (np.array([["a", "b"], ["c", "d"]]), r"dtype <U1 \(string\); dshift needs real numbers"),
         (np.array([[b"a"], [b"b"]]), r"\(bytes\); dshift needs real numbers"),
-        (np.ones((3, 2), dtype=complex), r"dtype complex128 \(complex\).*X.real and X.imag"),
         (
             np.array([[object(), 1.0], [2.0, 3.0]], dtype=object),
             "object array whose values are not all numbers",
@@ -158,16 +167,24 @@ def test_bad_shapes_of_lazy_input_do_not_read_the_data(shape, match):
             r"\(datetime\)",
         ),
     ],
-    ids=["str", "bytes", "complex", "object", "object-str", "datetime"],
+    ids=["str", "bytes", "object", "object-str", "datetime"],
 )
 def test_non_numeric_dtypes(X, match):
     with pytest.raises(TypeError, match=match):
         MeanShift(bandwidth=1.0).fit(X)
 
 
+def test_complex_data_is_refused_as_scikit_learn_does():
+    with pytest.raises(ValueError, match=r"Complex data not supported: X has dtype complex128"):
+        MeanShift(bandwidth=1.0).fit(np.ones((3, 2), dtype=complex))
+
+
 def test_non_numeric_lazy_dtype_does_not_read_the_data():
     X = da.zeros((10, 2)).map_blocks(_boom, dtype=np.complex64)
-    with pytest.raises(TypeError, match="complex"):
+    with pytest.raises(ValueError, match="Complex data not supported"):
+        MeanShift(bandwidth=1.0).fit(X)
+    X = da.zeros((10, 2)).map_blocks(_boom, dtype="datetime64[D]")
+    with pytest.raises(TypeError, match="datetime"):
         MeanShift(bandwidth=1.0).fit(X)
 
 
@@ -263,22 +280,26 @@ def test_bad_params_through_mean_shift_function():
 
 def test_predict_before_fit():
     ms = MeanShift(bandwidth=1.0)
-    with pytest.raises(NotFittedError, match=r"not fitted yet; call fit\(X\) before predict"):
+    with pytest.raises(NotFittedError, match=r"This MeanShift instance is not fitted yet"):
         ms.predict([[0.0, 0.0]])
     for cls in (ValueError, AttributeError):
         with pytest.raises(cls):
             ms.predict([[0.0, 0.0]])
     assert issubclass(NotFittedError, ValueError)
     assert issubclass(NotFittedError, AttributeError)
-    assert dshift.NotFittedError is NotFittedError
+    assert dshift.NotFittedError is sklearn.exceptions.NotFittedError
     assert not hasattr(ms, "labels_")
 
 
 def test_predict_with_wrong_number_of_features():
     ms = MeanShift(bandwidth=1.0).fit(two_blobs())
-    with pytest.raises(ValueError, match=r"X has 3 features, but the model was fitted with 2"):
+    with pytest.raises(
+        ValueError, match=r"X has 3 features, but MeanShift is expecting 2 features as input"
+    ):
         ms.predict(np.zeros((4, 3)))
-    with pytest.raises(ValueError, match=r"X has 1 features, but the model was fitted with 2"):
+    with pytest.raises(
+        ValueError, match=r"X has 1 features, but MeanShift is expecting 2 features as input"
+    ):
         ms.predict(poisoned(50, 1))
     with pytest.raises(ValueError, match="got 1-d"):
         ms.predict(np.zeros(2))
@@ -322,7 +343,7 @@ def test_zarr_array_dtype_is_checked(tmp_path):
     MeanShift(bandwidth=1.0).fit(path)  # integers are fine (converted to float64)
     path = str(tmp_path / "c.zarr")
     zarr.create_array(path, shape=(4, 2), chunks=(2, 2), dtype="complex128")
-    with pytest.raises(TypeError, match="complex"):
+    with pytest.raises(ValueError, match="Complex data not supported"):
         MeanShift(bandwidth=1.0).fit(path)
 
 

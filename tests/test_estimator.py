@@ -77,7 +77,7 @@ def test_set_params_returns_self_and_rejects_unknown_names():
     ms = MeanShift()
     assert ms.set_params(bandwidth=3.0, max_iter=7) is ms
     assert ms.bandwidth == 3.0 and ms.get_params()["max_iter"] == 7
-    with pytest.raises(ValueError, match=r"Invalid parameter 'bandwith' for MeanShift"):
+    with pytest.raises(ValueError, match=r"Invalid parameter 'bandwith' for estimator MeanShift"):
         ms.set_params(bandwith=1.0)
     assert ms.bandwidth == 3.0
     with pytest.raises(TypeError):
@@ -108,10 +108,10 @@ def test_clone_gives_an_unfitted_copy_with_equal_params():
 
 def test_repr_shows_only_non_default_params():
     assert repr(MeanShift()) == "MeanShift()"
-    r = repr(MeanShift(bandwidth=2.0, kernel="flat", cluster_all=False, max_iter=300))
+    r = repr(MeanShift(bandwidth=2.0, kernel="gaussian", cluster_all=False, max_iter=300))
     assert r.startswith("MeanShift(") and r.endswith(")")
     assert "bandwidth=2.0" in r
-    assert "kernel='flat'" in r
+    assert "kernel='gaussian'" in r
     assert "cluster_all=False" in r
     assert "max_iter" not in r and "tol" not in r and "seeding" not in r
     # the repr of scalar parameters evaluates back to an equal estimator

@@ -104,7 +104,7 @@ def test_dask_and_zarr_weights_equal_numpy_weights(scheduler, tmp_path):
         (lambda n: np.r_[np.nan, np.ones(n - 1)], ValueError, "contains 1 negative, NaN"),
         (lambda n: np.r_[np.inf, np.ones(n - 1)], ValueError, "contains 1 negative, NaN"),
         (lambda n: da.from_array(np.r_[-1.0, np.ones(n - 1)]), ValueError, "contains 1 neg"),
-        (lambda n: np.zeros(n), ValueError, "is 0 for every point"),
+        (lambda n: np.zeros(n), ValueError, "is zero for every point"),
         (lambda n: np.ones(n - 1), ValueError, r"must have shape \(2500,\), one value per"),
         (lambda n: np.ones((n, 1)), ValueError, r"got shape \(2500, 1\)"),
         (lambda n: np.ones(n, dtype=complex), TypeError, "must hold real numbers"),
