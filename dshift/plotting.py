@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from dshift import kernels
 from dshift._io import as_dask_array
 from dshift._seeding import sample_rows
 
@@ -37,6 +38,8 @@ CLUSTER_COLOURS = (
 )
 #: Colour of the clusters beyond the first len(CLUSTER_COLOURS).
 OTHER_COLOUR = "#a0a0a0"
+#: Colour of the points of no cluster (label -1, with ``cluster_all=False``).
+ORPHAN_COLOUR = "#dcdcdc"
 #: Most seed trajectories drawn (a random subset beyond this).
 MAX_TRAJECTORIES = 2_000
 
@@ -80,14 +83,14 @@ def fit_figure(
     """A figure of a fit: a sample of points coloured by cluster with the centers, and
     the centers' trajectories from ``model.history_`` (when the model has one).
 
-    Each point takes the colour of its nearest center (``model.predict``; with
-    ``cluster_all=False`` the points out of reach too). The largest clusters (by
-    ``cluster_sizes_``) get a colour each (:data:`CLUSTER_COLOURS`) and a legend entry with
-    their label and size; the others share one grey entry. The axes name the features
-    shown (``feature i (of d)``); the titles give the number of clusters, ``n_iter_`` and
-    the bandwidth. Only ``n_points`` sampled rows (and their labels) are loaded. With one
-    feature the vertical axis is the sampled point's rank (and the iteration, for the
-    trajectories).
+    Each point takes the colour of its nearest center, as in ``labels_`` (with
+    ``cluster_all=False``, the points out of every center's reach are labelled -1). The
+    largest clusters (by ``cluster_sizes_``) get a colour each (:data:`CLUSTER_COLOURS`)
+    and a legend entry with their label and size; the others share one grey entry. The
+    axes name the features shown (``feature i (of d)``, with the feature's name when the
+    model has ``feature_names_in_``); the titles give the number of clusters, ``n_iter_``
+    and the bandwidth. Only ``n_points`` sampled rows are loaded. With one feature the
+    vertical axis is the sampled point's rank (and the iteration, for the trajectories).
 
     Parameters
     ----------
@@ -123,7 +126,7 @@ def fit_figure(
     d = Xd.shape[1]
     shown = _check_dims(dims, d)
     sample = sample_rows(Xd, n_points, random_state)
-    labels = np.asarray(model.predict(sample))
+    labels = _labels(sample, model)
     colour_of = _colours(np.asarray(model.cluster_sizes_))
 
     history = list(getattr(model, "history_", None) or [])
@@ -136,9 +139,12 @@ def fit_figure(
     )
     if history:
         _draw_trajectories(axes[1], model, history, shown, colour_of, random_state)
+    names = getattr(model, "feature_names_in_", None)
     for ax in axes:
-        ax.set_xlabel(f"feature {shown[0]} (of {d})")
-    _legend(fig, model, colour_of)
+        ax.set_xlabel(_feature_label(shown[0], d, names))
+        if shown[1] is not None:
+            ax.set_ylabel(_feature_label(shown[1], d, names))
+    _legend(fig, model, colour_of, orphans=bool((labels == -1).any()))
     return fig
 
 
@@ -154,10 +160,34 @@ def _check_dims(dims: tuple[int, int], d: int) -> tuple[int, int | None]:
     return int(dims[0]), int(dims[1])
 
 
+def _labels(sample: np.ndarray, model: MeanShift) -> np.ndarray:
+    """The sample's labels as the fit gives them: the nearest center, or -1 out of reach
+    of every center with ``cluster_all=False`` (a model read back has ``cluster_all``)."""
+    cluster_all = getattr(model, "cluster_all", True)
+    radius = getattr(model, "center_bandwidths_", None)
+    radius = float(model.bandwidth_) if radius is None else np.asarray(radius, dtype=float)
+    return kernels.nearest_labels(sample, np.asarray(model.cluster_centers_), radius, cluster_all)
+
+
+def _feature_label(i: int, d: int, names: Any) -> str:
+    """``feature i (of d)``, or ``NAME (feature i of d)`` when the model knows the names.
+
+    Examples
+    --------
+    >>> _feature_label(3, 5, None), _feature_label(0, 2, ["x", "y"])
+    ('feature 3 (of 5)', 'x (feature 0 of 2)')
+    """
+    if names is not None and len(names) == d:
+        return f"{names[i]} (feature {i} of {d})"
+    return f"feature {i} (of {d})"
+
+
 def _colours(sizes: np.ndarray) -> np.ndarray:
-    """Each label's colour: the largest clusters get CLUSTER_COLOURS in order of size, the
-    others OTHER_COLOUR."""
-    colour_of = np.full(len(sizes), OTHER_COLOUR, dtype=object)
+    """Each label's colour (index k; the last entry, index -1, for the points of no
+    cluster): the largest clusters get CLUSTER_COLOURS in order of size, the others
+    OTHER_COLOUR."""
+    colour_of = np.full(len(sizes) + 1, OTHER_COLOUR, dtype=object)
+    colour_of[-1] = ORPHAN_COLOUR
     largest = np.argsort(-sizes, kind="stable")[: len(CLUSTER_COLOURS)]
     colour_of[largest] = CLUSTER_COLOURS[: len(largest)]
     return colour_of
@@ -176,18 +206,19 @@ def _draw_points(
     shown: tuple[int, int | None],
     colour_of: np.ndarray,
 ) -> None:
-    """The sample coloured by label (the grey of the other clusters drawn first, under
-    the coloured ones), and the centers as black crosses."""
+    """The sample coloured by label (the greys of the points of no cluster and of the
+    other clusters drawn first, under the coloured ones), and the centers as crosses."""
     rank = np.arange(len(sample))
     colours = colour_of[labels]
-    order = np.argsort(colours != OTHER_COLOUR, kind="stable")
+    layer = (colours != ORPHAN_COLOUR).astype(int) + (colours != OTHER_COLOUR)
+    order = np.argsort(layer, kind="stable")
     x, y = _xy(sample[order], shown, rank[order])
     ax.scatter(x, y, c=list(colours[order]), s=3, alpha=0.6, lw=0, rasterized=True)
     centers = np.asarray(model.cluster_centers_)
     y = np.full(len(centers), len(sample) / 2)
     ax.scatter(*_xy(centers, shown, y), **_center_style(len(centers)))
-    j = shown[1]
-    ax.set_ylabel(f"feature {j} (of {sample.shape[1]})" if j is not None else "sampled point")
+    if shown[1] is None:
+        ax.set_ylabel("sampled point")
 
 
 def _center_style(n_centers: int) -> dict[str, Any]:
@@ -234,13 +265,14 @@ def _draw_trajectories(
     ax.autoscale_view()
     drawn = f"{len(traj):,} of {n_seeds:,} seeds" if len(traj) < n_seeds else f"{n_seeds:,} seeds"
     ax.set_title(f"center trajectories over {model.n_iter_} iterations\n{drawn} (grey dots)")
-    j = shown[1]
-    ax.set_ylabel(f"feature {j} (of {traj.shape[2]})" if j is not None else "iteration")
+    if shown[1] is None:
+        ax.set_ylabel("iteration")
 
 
-def _legend(fig: Figure, model: MeanShift, colour_of: np.ndarray) -> None:
+def _legend(fig: Figure, model: MeanShift, colour_of: np.ndarray, orphans: bool) -> None:
     """One legend for the figure, outside the axes: each coloured cluster with its size,
-    the other clusters together, the centers."""
+    the other clusters together, the points of no cluster (when the sample has some), the
+    centers."""
     from matplotlib.lines import Line2D
 
     sizes = np.asarray(model.cluster_sizes_)
@@ -260,6 +292,9 @@ def _legend(fig: Figure, model: MeanShift, colour_of: np.ndarray) -> None:
         handles.append(marker(OTHER_COLOUR))
         plural = "s" if len(others) > 1 else ""
         texts.append(f"{len(others)} other cluster{plural}: {size.format(sizes[others].sum())}")
+    if orphans:
+        handles.append(marker(ORPHAN_COLOUR))
+        texts.append("no cluster (label -1)")
     handles.append(marker("black", marker="x", markeredgewidth=2))
     texts.append("centers")
     fig.legend(handles, texts, loc="outside right upper", title="cluster: size", fontsize="small")

@@ -3,6 +3,7 @@ axes naming the features shown, an iteration count equal to ``n_iter_``, nothing
 
 from __future__ import annotations
 
+import copy
 import itertools
 
 import numpy as np
@@ -114,6 +115,27 @@ def test_one_feature(blobs):
     (paths,) = [c for c in trajectories.collections if isinstance(c, LineCollection)]
     # vertically: the seed at iteration 0, its center after iteration i at i
     assert {tuple(p[:, 1]) for p in paths.get_segments()} == {tuple(range(model.n_iter_ + 1))}
+
+
+def test_axes_name_the_features_when_the_model_knows_their_names(blobs, fitted):
+    model = copy.copy(fitted)
+    model.feature_names_in_ = np.array(["a", "b", "c", "d", "e"], dtype=object)
+    ax = fit_figure(blobs, model, dims=(4, 1), n_points=100).axes[0]
+    assert ax.get_xlabel() == "e (feature 4 of 5)" and ax.get_ylabel() == "b (feature 1 of 5)"
+
+
+def test_points_of_no_cluster_are_shown_as_such(blobs):
+    X = np.concatenate([blobs[:, :2], [[100.0, 100.0]]])  # the last point is out of reach
+    model = MeanShift(
+        bandwidth=0.9, kernel="flat", seeding="bin", min_bin_freq=5, cluster_all=False
+    )
+    model.fit(X)
+    assert np.asarray(model.labels_)[-1] == -1
+    texts = [t.get_text() for t in fit_figure(X, model).legends[0].get_texts()]
+    assert "no cluster (label -1)" in texts
+    model.cluster_all = True
+    texts = [t.get_text() for t in fit_figure(X, model).legends[0].get_texts()]
+    assert "no cluster (label -1)" not in texts
 
 
 @pytest.mark.parametrize("dims", [(0, 0), (0, 5), (-1, 2), (1,)])
