@@ -7,7 +7,7 @@ from typing import Any
 import numpy as np
 
 from dshift import _limits, kernels
-from dshift._io import as_dask_array
+from dshift._inputs import read_points
 from dshift._seeding import sample_rows
 
 #: Sample size used when ``n_samples=None``: bounds the O(n^2) neighbour search.
@@ -19,7 +19,7 @@ def estimate_bandwidth(
     quantile: float = 0.3,
     n_samples: int | None = None,
     random_state: int | np.random.Generator | None = 0,
-) -> float:
+) -> np.float64:
     """Estimate the bandwidth to use with mean shift.
 
     The bandwidth is the mean, over a random sample of the points, of the distance from each
@@ -30,8 +30,9 @@ def estimate_bandwidth(
 
     Parameters
     ----------
-    X : array-like, dask array, zarr.Array or str of shape (n_samples, n_features)
-        Input points (a string is a path or URL of a Zarr array).
+    X : any input ``MeanShift.fit`` takes, of shape (n_samples, n_features)
+        Input points (any input ``MeanShift.fit`` takes; a string is a path or URL of a
+        Zarr array, or of a Parquet file when it ends in ``.parquet``).
     quantile : float, default=0.3
         Between 0 and 1; 0.5 means the median of the pairwise distances is used.
     n_samples : int, default=None
@@ -43,7 +44,8 @@ def estimate_bandwidth(
 
     Returns
     -------
-    bandwidth : float
+    bandwidth : numpy.float64
+        As scikit-learn's (a numpy scalar, whatever X's dtype).
 
     Raises
     ------
@@ -62,14 +64,14 @@ def estimate_bandwidth(
     >>> import numpy as np
     >>> from dshift import estimate_bandwidth
     >>> X = np.array([[1, 1], [2, 1], [1, 0], [4, 7], [3, 5], [3, 6]])
-    >>> round(estimate_bandwidth(X, quantile=0.5), 2)
+    >>> print(round(estimate_bandwidth(X, quantile=0.5), 2))
     1.62
     """
     if not (isinstance(quantile, (int, float, np.floating)) and 0 <= quantile <= 1):
         raise ValueError(f"quantile must be a number between 0 and 1, got {quantile!r}.")
     if n_samples is not None and (not isinstance(n_samples, (int, np.integer)) or n_samples < 1):
         raise ValueError(f"n_samples must be a positive integer or None, got {n_samples!r}.")
-    Xd, _ = as_dask_array(X)
+    Xd, _ = read_points(X)
     n_total = Xd.shape[0]
     n = min(n_total, DEFAULT_MAX_SAMPLES if n_samples is None else int(n_samples))
     sample = sample_rows(Xd, n, random_state)
@@ -81,4 +83,4 @@ def estimate_bandwidth(
             "before estimating the bandwidth."
         )
     k = max(1, int(n * quantile))
-    return float(kernels.kth_distances(sample, sample, k).sum() / n)
+    return np.float64(kernels.kth_distances(sample, sample, k).sum() / n)

@@ -4,17 +4,17 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Generator
+from collections.abc import Generator, Hashable
 from typing import Any
 
 import dask.array as da
 import numpy as np
 from sklearn.base import BaseEstimator, ClusterMixin
-from sklearn.utils.validation import check_is_fitted
+from sklearn.utils.validation import check_is_fitted, validate_data
 
 from dshift import _fit, _fit_input, _fit_result
 from dshift._cluster import local_threads
-from dshift._io import as_dask_array
+from dshift._inputs import columns_stand_in, read_points
 from dshift._iterate import Step, label_blocks
 from dshift._params import result_params, validate_params
 
@@ -100,6 +100,11 @@ class MeanShift(ClusterMixin, BaseEstimator):
         in ``algorithm="grid"``), every cell's mean follows its trajectory over that
         density to a center, and a point takes its cell's label (one more pass).
         ``predict`` still labels new points by their nearest center.
+    feature_dim : hashable, default=None
+        xarray input: the dimension that holds the features (default: the last; a
+        Dataset's variables are the features). Every other dimension is stacked into
+        samples, so an image ``(y, x, band)`` clusters its pixels and ``labels_`` is a
+        ``(y, x)`` DataArray.
     n_jobs : int, default=None
         Threads of dask's local (threaded) scheduler for the fit and ``predict``, when no
         ``distributed.Client`` is active: -1 means every core, -2 every core but one.
@@ -130,13 +135,20 @@ class MeanShift(ClusterMixin, BaseEstimator):
     ----------
     cluster_centers_ : ndarray of shape (n_clusters, n_features)
         Centers, ordered by decreasing intensity (numpy, X's float dtype).
-    labels_ : ndarray or dask.array.Array of shape (n_samples,), int32
-        Index of each point's nearest center (-1 for orphans with ``cluster_all=False``).
-        A numpy array for numpy input, a **lazy** dask array for dask/Zarr input.
+    labels_ : ndarray, dask array, xarray.DataArray or dask Series of shape (n_samples,)
+        Index of each point's nearest center (-1 for orphans with ``cluster_all=False``),
+        in X's kind: numpy int64 for in-memory input (numpy, pandas; as scikit-learn); a
+        **lazy** int32 dask array for dask/Zarr input; a lazy DataArray over the sample
+        dimensions, with their coordinates, for xarray input; a dask Series on X's index
+        (named "labels") for a dask DataFrame or a Parquet path.
     n_iter_ : int
         Maximum over the seeds of the iterations run (as scikit-learn).
     n_features_in_ : int
         Number of features seen in ``fit``.
+    feature_names_in_ : ndarray of shape (n_features_in_,)
+        The features' names seen in ``fit`` (DataFrame columns, Dataset variables, the
+        feature dimension's coordinate), when they are all strings; ``predict`` checks
+        them as scikit-learn does.
     bandwidth_ : float
         The bandwidth used (given or estimated; with adaptive bandwidths, their mean).
     center_bandwidths_ : ndarray of shape (n_clusters,)
@@ -179,12 +191,12 @@ class MeanShift(ClusterMixin, BaseEstimator):
     >>> X = np.array([[1, 1], [2, 1], [1, 0], [4, 7], [3, 5], [3, 6]])
     >>> ms = MeanShift(bandwidth=2, kernel="flat").fit(X)
     >>> ms.labels_
-    array([1, 1, 1, 0, 0, 0], dtype=int32)
+    array([1, 1, 1, 0, 0, 0])
     >>> ms.cluster_centers_.round(2)
     array([[3.33, 6.  ],
            [1.33, 0.67]])
     >>> ms.predict([[0, 0], [5, 5]])
-    array([1, 0], dtype=int32)
+    array([1, 0])
 
     Weights (a point of weight w counts as w points; weight 0 as if absent):
 
@@ -196,9 +208,9 @@ class MeanShift(ClusterMixin, BaseEstimator):
     Grid mode, and labels by the mode each point's trajectory reaches:
 
     >>> MeanShift(bandwidth=2, kernel="flat", algorithm="grid").fit(X).labels_
-    array([1, 1, 1, 0, 0, 0], dtype=int32)
+    array([1, 1, 1, 0, 0, 0])
     >>> MeanShift(bandwidth=2, kernel="flat", label_method="mode").fit(X).labels_
-    array([1, 1, 1, 0, 0, 0], dtype=int32)
+    array([1, 1, 1, 0, 0, 0])
 
     Adaptive bandwidths find a tight and a wide cluster with one setting:
 
@@ -232,6 +244,7 @@ class MeanShift(ClusterMixin, BaseEstimator):
         label_method: str = "nearest",
         adaptive_k: int | None = None,
         n_jobs: int | None = None,
+        feature_dim: Hashable | None = None,
     ) -> None:
         self.bandwidth = bandwidth
         self.kernel = kernel
@@ -253,6 +266,7 @@ class MeanShift(ClusterMixin, BaseEstimator):
         self.label_method = label_method
         self.adaptive_k = adaptive_k
         self.n_jobs = n_jobs
+        self.feature_dim = feature_dim
 
     # -- fitting -------------------------------------------------------------------------
 
@@ -267,8 +281,13 @@ class MeanShift(ClusterMixin, BaseEstimator):
 
         Parameters
         ----------
-        X : array-like, dask array, zarr.Array or str of shape (n_samples, n_features)
-            Points to cluster; a string is the path or fsspec URL of a Zarr array.
+        X : array-like, dask array, zarr.Array, xarray, DataFrame or str
+            Points to cluster, of shape (n_samples, n_features): numpy, a dask array, a
+            Zarr array, an xarray DataArray (see ``feature_dim``) or Dataset, a pandas or
+            dask DataFrame or Series, or a string: the path or fsspec URL of a Zarr array,
+            or of Parquet data when it ends in ``.parquet``/``.pq``. Nothing of size
+            n_samples reaches the client for dask, xarray-on-dask, Zarr and Parquet input
+            (a dask DataFrame's partition lengths are computed first: one pass).
         y : Ignored
             Not used, present for API consistency.
         sample_weight : array-like, dask array, zarr.Array or str of shape (n_samples,)
@@ -335,6 +354,8 @@ class MeanShift(ClusterMixin, BaseEstimator):
         fitted = _fit_result.fitted_attributes(inp, run, found, labels, sizes, sources)
         for name, value in fitted.items():
             setattr(self, name, value)
+        if self.feature_names_in_ is None:
+            del self.feature_names_in_
 
     def _result_params(self) -> dict[str, Any]:
         """Parameters that decide the fitted result (not where or how it is computed)."""
@@ -345,20 +366,31 @@ class MeanShift(ClusterMixin, BaseEstimator):
 
         Parameters
         ----------
-        X : array-like, dask array, zarr.Array or str of shape (n_samples, n_features)
+        X : any input ``fit`` takes, with the features seen in ``fit``
 
         Returns
         -------
-        labels : ndarray or dask.array.Array of shape (n_samples,), int32
-            numpy for numpy input; lazy dask for dask/Zarr input.
+        labels : ndarray, dask array, xarray.DataArray or dask Series of shape (n_samples,)
+            In X's kind, as ``labels_`` (numpy int64 for in-memory input, lazy otherwise).
         """
         check_is_fitted(self)
-        Xd, in_memory = as_dask_array(X, row_chunks=self.row_chunks, n_features=self.n_features_in_)
+        Xd, kind = read_points(
+            X,
+            row_chunks=self.row_chunks,
+            n_features=self.n_features_in_,
+            feature_dim=self.feature_dim,
+        )
+        validate_data(
+            self,
+            columns_stand_in(kind.feature_names, Xd.shape[1]),
+            reset=False,
+            skip_check_array=True,
+        )
         labels = label_blocks(Xd, self.cluster_centers_, np.inf, True)
-        if not in_memory:
-            return labels
+        if not kind.in_memory:
+            return kind.labels(labels)
         with local_threads(self.n_jobs):
-            return labels.compute()
+            return kind.labels(labels.compute())
 
     def fit_predict(self, X: Any, y: Any = None) -> np.ndarray | da.Array:
         """Fit X and return ``labels_``."""
@@ -372,7 +404,7 @@ def mean_shift(
 
     Parameters
     ----------
-    X : array-like, dask array, zarr.Array or str of shape (n_samples, n_features)
+    X : any input ``MeanShift.fit`` takes
     bandwidth : float, default=None
     **params
         Any other :class:`MeanShift` parameter.
@@ -380,7 +412,7 @@ def mean_shift(
     Returns
     -------
     cluster_centers : ndarray of shape (n_clusters, n_features)
-    labels : ndarray or dask.array.Array of shape (n_samples,)
+    labels : as ``MeanShift.labels_``
 
     Examples
     --------
@@ -389,7 +421,7 @@ def mean_shift(
     >>> X = np.array([[1, 1], [2, 1], [1, 0], [4, 7], [3, 5], [3, 6]])
     >>> centers, labels = mean_shift(X, bandwidth=2, kernel="flat")
     >>> labels
-    array([1, 1, 1, 0, 0, 0], dtype=int32)
+    array([1, 1, 1, 0, 0, 0])
     """
     model = MeanShift(bandwidth=bandwidth, **params).fit(X)
     return model.cluster_centers_, model.labels_

@@ -18,7 +18,8 @@ import numpy as np
 
 from dshift import _checkpoint, _fingerprint, _limits, kernels
 from dshift._columns import Columns
-from dshift._io import aligned_column, append_columns, as_dask_array, with_weights
+from dshift._inputs import Kind, read_points
+from dshift._io import aligned_column, append_columns, with_weights
 from dshift._iterate import (
     check_finite,
 )
@@ -44,8 +45,8 @@ class FitInput:
     ----------
     Xd : dask.array.Array
         X's features, row-chunked, float32 or float64.
-    in_memory : bool
-        X was an in-memory (numpy-like) array.
+    kind : Kind
+        How X came in (in memory or not, feature names) and how its labels go out.
     source : dask.array.Array
         The packed array the fit reads: the features, then the columns ``columns`` names
         (weights, given per-point bandwidths).
@@ -60,12 +61,17 @@ class FitInput:
     """
 
     Xd: da.Array
-    in_memory: bool
+    kind: Kind
     source: da.Array
     columns: Columns
     params_fingerprint: dict[str, str] | None
     knn: ColumnOf | None = None
     mean_bandwidth: float | None = None
+
+    @property
+    def in_memory(self) -> bool:
+        """X was in the client's memory (numpy, pandas, numpy-backed xarray)."""
+        return self.kind.in_memory
 
 
 def prepare_input(ms: MeanShift, X: Any, sample_weight: Any, point_bandwidth: Any) -> FitInput:
@@ -92,7 +98,7 @@ def prepare_input(ms: MeanShift, X: Any, sample_weight: Any, point_bandwidth: An
     >>> inp.columns, inp.source.shape, inp.in_memory
     (Columns(n_features=2, weighted=True, adaptive=False), (4, 3), True)
     """
-    Xd, in_memory = as_dask_array(X, row_chunks=ms.row_chunks)
+    Xd, kind = read_points(X, row_chunks=ms.row_chunks, feature_dim=ms.feature_dim)
     check_seeds(*Xd.shape, ms.seeds, seeding_of(ms.get_params()))
     fingerprint = None
     if ms.checkpoint is not None:
@@ -107,7 +113,7 @@ def prepare_input(ms: MeanShift, X: Any, sample_weight: Any, point_bandwidth: An
         given, knn, mean_h = point_bandwidths(ms, Xd, point_bandwidth)
         if given is not None:
             source = append_columns(source, given)
-    return FitInput(Xd, in_memory, source, columns, fingerprint, knn, mean_h)
+    return FitInput(Xd, kind, source, columns, fingerprint, knn, mean_h)
 
 
 def _check_adaptive(ms: MeanShift, given: Any) -> None:

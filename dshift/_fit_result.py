@@ -207,6 +207,7 @@ def fitted_attributes(
     weighted = inp.columns.weighted
     return {
         "n_features_in_": inp.Xd.shape[1],
+        "feature_names_in_": inp.kind.feature_names,
         "bandwidth_": run.bandwidth,
         "center_bandwidths_": np.broadcast_to(
             np.asarray(found.radius, dtype=np.float64), (len(found.centers),)
@@ -218,6 +219,6 @@ def fitted_attributes(
         "intensity_": found.intensity,
         "cluster_sizes_": sizes if weighted else sizes.astype(np.int64),
         "cluster_centers_": found.centers,
-        "labels_": labels,
+        "labels_": inp.kind.labels(labels),
         "_sources": sources,  # write_result: refuse outputs over them, re-verify them
     }

@@ -25,7 +25,7 @@ ALGORITHMS = ("exact", "grid")
 #: ``label_method`` values: the nearest center, or the center the point's trajectory reaches.
 LABEL_METHODS = ("nearest", "mode")
 #: Parameters that decide where or how a fit is computed, not its result.
-PLACEMENT_PARAMS = frozenset({"checkpoint", "persist", "row_chunks", "n_jobs"})
+PLACEMENT_PARAMS = frozenset({"checkpoint", "persist", "row_chunks", "n_jobs", "feature_dim"})
 
 
 @dataclass(frozen=True)

@@ -13,7 +13,7 @@ import dask.array as da
 import numpy as np
 
 from dshift import _limits
-from dshift._io import as_dask_array
+from dshift._inputs import read_points
 from dshift._iterate import check_finite, reduce_cells
 
 SEEDINGS = ("auto", "all", "bin", "sample")
@@ -57,7 +57,8 @@ def get_bin_seeds(X: Any, bin_size: float, min_bin_freq: int = 1) -> np.ndarray:
     X : array-like, dask array, zarr.Array or str of shape (n_samples, n_features)
         Input points.
     bin_size : float
-        Grid spacing, usually the bandwidth. ``0`` returns the points themselves.
+        Grid spacing, usually the bandwidth. ``0`` returns the points themselves (X
+        itself for a numpy array, as scikit-learn).
     min_bin_freq : int, default=1
         Only cells with at least this many points become seeds.
 
@@ -86,9 +87,9 @@ def get_bin_seeds(X: Any, bin_size: float, min_bin_freq: int = 1) -> np.ndarray:
     >>> get_bin_seeds(X, bin_size=2.0).tolist()
     [[0.0, 0.0], [2.0, 2.0], [4.0, 4.0]]
     """
-    Xd, _ = as_dask_array(X)
+    Xd, _ = read_points(X)
     if bin_size == 0:
-        return _all_points(Xd)
+        return _the_points(X, Xd)
     if not np.isfinite(bin_size) or bin_size < 0:
         raise ValueError(f"bin_size must be a positive number, got {bin_size!r}.")
     if not _limits.bandwidth_in_range(bin_size):
@@ -96,7 +97,7 @@ def get_bin_seeds(X: Any, bin_size: float, min_bin_freq: int = 1) -> np.ndarray:
     seeds = _bin_seeds(Xd, bin_size, min_bin_freq)
     if len(seeds) == Xd.shape[0]:
         _warn_binning_failed(bin_size)
-        return _all_points(Xd)
+        return _the_points(X, Xd)
     return seeds
 
 
@@ -132,6 +133,12 @@ def _bin_seeds(
     with np.errstate(over="ignore"):  # float32 as scikit-learn, unless it overflows
         seeds = np.asarray(chosen, dtype=np.float32) * bin_size
     return seeds if np.isfinite(seeds).all() else chosen * float(bin_size)
+
+
+def _the_points(X: Any, Xd: da.Array) -> np.ndarray:
+    """What ``get_bin_seeds`` returns when it does not bin: X itself for a numpy array
+    (as scikit-learn), else every point, computed."""
+    return X if isinstance(X, np.ndarray) else _all_points(Xd)
 
 
 def _all_points(Xd: da.Array, weighted: bool = False) -> np.ndarray:

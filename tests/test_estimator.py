@@ -133,7 +133,7 @@ def test_fit_returns_self_and_sets_attributes():
     assert ms.bandwidth_ == 1.5
     assert ms.seeding_ == "all"  # 150 points <= 10,000: scikit-learn's default
     assert_array_equal(ms.seeds_, X)
-    assert isinstance(ms.labels_, np.ndarray) and ms.labels_.dtype == np.int32
+    assert isinstance(ms.labels_, np.ndarray) and ms.labels_.dtype == np.int64  # scikit-learn's
     assert ms.labels_.shape == (len(X),)
     assert ms.cluster_centers_.shape == (3, 2)
     # each blob's mean is close to one center
