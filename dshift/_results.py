@@ -1,4 +1,10 @@
-"""The result group of a fit: written by :func:`write_result`, read by :func:`read_model`.
+"""The result group of a fit: written by :func:`write_result`, read by :func:`read_model`;
+and the labels of ``dshift predict``, written by :func:`write_labels`.
+
+Both record where they come from: the absolute path or URL of the input (``input``, when
+it was a Zarr array), its number of rows (``n_samples``) and, for predicted labels, the
+result whose centers labelled them (``centers_from``). Labels are stored in chunks of the
+input's stored rows (int32).
 
 A result group is untrusted input when read back: its metadata documents, the shapes,
 dtypes, chunking and codecs of ``centers``, ``intensity`` and ``cluster_sizes``, the size
@@ -53,6 +59,9 @@ _ATTRIBUTE_TYPES = {
     "n_clusters": int,
     "versions": dict,
     "checksums": dict,
+    "input": str,
+    "n_samples": int,
+    "centers_from": str,
 }
 
 
@@ -94,7 +103,8 @@ def write_result(
     overwrite : bool, default=False
         Replace an existing group; otherwise an existing path raises ``FileExistsError``.
     chunk_rows : int, optional
-        Rows per chunk of ``labels``.
+        Rows per chunk of ``labels``; default: the stored chunk rows of the Zarr array the
+        model was fitted on, else the row chunks of ``labels_``.
 
     Returns
     -------
@@ -104,15 +114,12 @@ def write_result(
     Notes
     -----
     The group holds ``labels`` (int32, chunked like the input rows), ``centers``,
-    ``intensity`` and ``cluster_sizes`` (the last three uncompressed); ``chunk_rows`` sets
-    the label chunks (pass the input's stored chunk rows to align them with the input). Its
-    attributes record the parameters, ``n_iter_``, the bandwidth used, the dshift, dask and
-    zarr versions, and a ``checksums`` entry per small array (see :func:`checksum`).
+    ``intensity`` and ``cluster_sizes`` (the last three uncompressed). Its attributes
+    record the parameters, ``n_iter_``, the bandwidth used, ``n_samples``, the input's
+    absolute path or URL (``input``, when the model was fitted on a Zarr array), the
+    dshift, dask and zarr versions, and a ``checksums`` entry per small array (see
+    :func:`checksum`).
     """
-    import dask
-
-    import dshift
-
     labels = model.labels_
     if not isinstance(labels, da.Array):
         labels = da.from_array(np.asarray(labels), chunks=max(1, min(len(labels), 1_000_000)))
@@ -129,6 +136,10 @@ def write_result(
     inputs = [source.name for source in sources]
     if model.checkpoint is not None:
         inputs += [model.checkpoint, steps_dir(model.checkpoint)]
+    # X is the 2-d one (weights and per-point bandwidths are 1-d)
+    X = next((s for s in sources if s.array.ndim == 2), None)
+    if chunk_rows is None and X is not None:
+        chunk_rows = X.array.chunks[0]
     with atomic_group(path, overwrite=overwrite, inputs=inputs) as group:
         group.attrs.update(
             {
@@ -137,11 +148,9 @@ def write_result(
                 "bandwidth": float(model.bandwidth_),
                 "seeding": model.seeding_,
                 "n_clusters": len(model.cluster_centers_),
-                "versions": {
-                    "dshift": dshift.__version__,
-                    "dask": dask.__version__,
-                    "zarr": zarr.__version__,
-                },
+                "n_samples": int(labels.shape[0]),
+                **({"input": X.name} if X is not None else {}),
+                "versions": _versions(),
                 "checksums": {name: checksum(values) for name, values in small.items()},
             }
         )
@@ -150,6 +159,65 @@ def write_result(
         store_rows(group, "labels", labels.astype(np.int32), chunk_rows)
         verify_unchanged(sources)  # the labels were read from them: still the fit's data?
     return _normalize(path)
+
+
+def write_labels(
+    path: str | os.PathLike,
+    labels: da.Array,
+    *,
+    centers_from: str | os.PathLike,
+    input_path: str | os.PathLike | None = None,
+    n_clusters: int,
+    overwrite: bool = False,
+    chunk_rows: int | None = None,
+) -> str:
+    """Write labels predicted with the centers of a result to a Zarr group, atomically.
+
+    Parameters
+    ----------
+    path : str or path-like
+        Local path or fsspec URL of the group to create.
+    labels : dask.array.Array of shape (n_samples,)
+        Computed chunk by chunk while writing; stored as int32 ``labels``.
+    centers_from : str or path-like
+        The result (of :func:`write_result`) whose centers gave the labels.
+    input_path : str or path-like, optional
+        The Zarr array that was labelled.
+    n_clusters : int
+        Number of centers in ``centers_from``.
+    overwrite : bool, default=False
+        Replace an existing group; otherwise an existing path raises ``FileExistsError``.
+    chunk_rows : int, optional
+        Rows per chunk of ``labels`` (pass the input's stored chunk rows); default: the
+        row chunks of ``labels``.
+
+    Returns
+    -------
+    path : str
+        The absolute path or URL written. Its attributes record ``centers_from`` and
+        ``input`` (absolute paths or URLs), ``n_samples``, ``n_clusters`` and the versions.
+    """
+    inputs = [centers_from] + ([input_path] if input_path is not None else [])
+    with atomic_group(path, overwrite=overwrite, inputs=inputs) as group:
+        group.attrs.update(
+            {
+                "centers_from": _normalize(centers_from),
+                **({"input": _normalize(input_path)} if input_path is not None else {}),
+                "n_samples": int(labels.shape[0]),
+                "n_clusters": int(n_clusters),
+                "versions": _versions(),
+            }
+        )
+        store_rows(group, "labels", labels.astype(np.int32), chunk_rows)
+    return _normalize(path)
+
+
+def _versions() -> dict[str, str]:
+    import dask
+
+    import dshift
+
+    return {"dshift": dshift.__version__, "dask": dask.__version__, "zarr": zarr.__version__}
 
 
 def read_model(path: str | os.PathLike) -> MeanShift:
@@ -345,6 +413,8 @@ def _check_attributes(attrs: dict[str, Any], values: dict[str, np.ndarray]) -> d
             f"attributes n_clusters={attrs.get('n_clusters')} and n_iter="
             f"{attrs.get('n_iter')} do not fit {k} centers"
         )
+    if attrs.get("n_samples", 0) < 0:
+        raise Invalid(f"attribute 'n_samples' is {attrs['n_samples']}")
     if not 0 <= attrs.get("bandwidth", 0) < math.inf:
         raise Invalid(f"attribute 'bandwidth' is {attrs['bandwidth']}")
     for name, recorded in (attrs.get("checksums") or {}).items():
