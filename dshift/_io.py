@@ -127,6 +127,11 @@ def as_dask_array(
         _check_shape(arr.shape, name, n_features)
         if arr.numblocks[1] != 1:
             arr = arr.rechunk({1: -1})
+    elif type(X).__module__.startswith("scipy.sparse"):
+        raise TypeError(
+            f"Sparse data was passed for {name}, but dense data is required: mean shift "
+            f"averages points. Use {name}.toarray() if it fits in memory, or a dask array."
+        )
     else:
         if hasattr(X, "__array__") or isinstance(X, (list, tuple)):
             try:
@@ -195,7 +200,7 @@ def aligned_column(X: da.Array, values: Any, name: str, *, positive: bool) -> da
     Parameters
     ----------
     X : dask.array.Array of shape (n_samples, n_features)
-    values : array-like, dask array, zarr.Array, str or path-like of shape (n_samples,)
+    values : array-like, dask array or Series, zarr.Array, str or path-like of shape (n_samples,)
     name : str
         Name in messages (``"sample_weight"``, ``"point_bandwidth"``).
     positive : bool
@@ -220,6 +225,8 @@ def aligned_column(X: da.Array, values: Any, name: str, *, positive: bool) -> da
     ((2, 1),)
     """
     n = X.shape[0]
+    if hasattr(values, "to_dask_array") and hasattr(values, "npartitions"):
+        values = values.to_dask_array(lengths=True)  # a dask Series: its lengths, one pass
     if isinstance(values, (str, os.PathLike, zarr.Array)):
         array = values if isinstance(values, zarr.Array) else open_zarr_array(values)
         shape, dtype, col = array.shape, array.dtype, None
