@@ -17,6 +17,7 @@ from dshift._cluster import local_threads
 from dshift._inputs import columns_stand_in, read_points
 from dshift._iterate import Step, label_blocks
 from dshift._params import result_params, validate_params
+from dshift._progress import with_bar
 
 logger = logging.getLogger(__name__)
 
@@ -105,6 +106,10 @@ class MeanShift(ClusterMixin, BaseEstimator):
         Dataset's variables are the features). Every other dimension is stacked into
         samples, so an image ``(y, x, band)`` clusters its pixels and ``labels_`` is a
         ``(y, x)`` DataArray.
+    progress : {"auto", True, False}, default="auto"
+        Show a progress bar of the converged seeds while fitting (tqdm: a widget in a
+        notebook, text on stderr in a terminal). "auto": where a person watches (a Jupyter
+        kernel, or stderr on a terminal); not in scripts whose output is redirected.
     n_jobs : int, default=None
         Threads of dask's local (threaded) scheduler for the fit and ``predict``, when no
         ``distributed.Client`` is active: -1 means every core, -2 every core but one.
@@ -245,6 +250,7 @@ class MeanShift(ClusterMixin, BaseEstimator):
         adaptive_k: int | None = None,
         n_jobs: int | None = None,
         feature_dim: Hashable | None = None,
+        progress: bool | str = "auto",
     ) -> None:
         self.bandwidth = bandwidth
         self.kernel = kernel
@@ -267,6 +273,7 @@ class MeanShift(ClusterMixin, BaseEstimator):
         self.adaptive_k = adaptive_k
         self.n_jobs = n_jobs
         self.feature_dim = feature_dim
+        self.progress = progress
 
     # -- fitting -------------------------------------------------------------------------
 
@@ -346,7 +353,7 @@ class MeanShift(ClusterMixin, BaseEstimator):
         bandwidth = _fit.loop_bandwidth(self, inp, placed, resume.saved)
         points = _fit.loop_points(self, inp, placed, bandwidth)
         run = _fit.start_run(self, points, bandwidth, resume.saved)
-        yield from _fit.run_loop(self, points, run, resume)
+        yield from with_bar(_fit.run_loop(self, points, run, resume), len(run.seeds), self.progress)
         found = _fit_result.final_centers(run, inp.columns.adaptive, inp.Xd.dtype)
         labels_of = _fit_result.labeller(self, inp, placed, points, found, run)
         labels, sizes = _fit_result.labels_and_sizes_of(inp, placed, labels_of, len(found.centers))

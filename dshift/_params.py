@@ -25,7 +25,9 @@ ALGORITHMS = ("exact", "grid")
 #: ``label_method`` values: the nearest center, or the center the point's trajectory reaches.
 LABEL_METHODS = ("nearest", "mode")
 #: Parameters that decide where or how a fit is computed, not its result.
-PLACEMENT_PARAMS = frozenset({"checkpoint", "persist", "row_chunks", "n_jobs", "feature_dim"})
+PLACEMENT_PARAMS = frozenset(
+    {"checkpoint", "persist", "row_chunks", "n_jobs", "feature_dim", "progress"}
+)
 
 
 @dataclass(frozen=True)
@@ -186,6 +188,7 @@ PARAMETER_CONSTRAINTS: dict[str, Constraint] = {
     "cluster_all": Flag("True or False"),
     "bin_seeding": Flag("True or False"),
     "persist": Flag("'auto', True or False", also="auto"),
+    "progress": Flag("'auto', True or False", also="auto"),
     "n_jobs": Jobs(),
 }
 

@@ -51,7 +51,7 @@ def test_notebook_runs_against_a_tcp_cluster(tmp_path, tcp_scheduler, monkeypatc
     monkeypatch.setenv("DSHIFT_DATA", str(tmp_path))
     monkeypatch.setenv("DSHIFT_N_SAMPLES", "200000")
     nb = nbformat.read(EXAMPLES / "cluster_notebook.ipynb", as_version=4)
-    NotebookClient(nb, timeout=240, kernel_name="python3").execute()
+    NotebookClient(nb, timeout=240, kernel_name="python3", store_widget_state=True).execute()
     outputs = "".join(
         o.get("text", "") + str(o.get("data", {}).get("text/plain", ""))
         for cell in nb.cells
@@ -59,6 +59,22 @@ def test_notebook_runs_against_a_tcp_cluster(tmp_path, tcp_scheduler, monkeypatc
         for o in cell.outputs
     )
     assert "5 clusters" in outputs
+    # the fit showed its progress bar: a widget, whose text says every seed converged
+    bars = [
+        o["data"]
+        for cell in nb.cells
+        if cell.cell_type == "code"
+        for o in cell.outputs
+        if "application/vnd.jupyter.widget-view+json" in o.get("data", {})
+    ]
+    assert len(bars) == 1 and "mean shift" in bars[0]["text/plain"]
+    widgets = nb.metadata["widgets"]["application/vnd.jupyter.widget-state+json"]["state"]
+    progress = [w["state"] for w in widgets.values() if w["model_name"] == "FloatProgressModel"]
+    assert len(progress) == 1 and progress[0]["value"] == progress[0]["max"] > 0
+    texts = [
+        w["state"].get("value", "") for w in widgets.values() if w["model_name"] == "HTMLModel"
+    ]
+    assert any("moving=0" in t for t in texts), texts
     labels = zarr.open_group(str(tmp_path / "result.zarr"), mode="r")["labels"][:]
     assert labels.shape == (200_000,) and set(np.unique(labels)) == set(range(5))
 
