@@ -106,6 +106,10 @@ class MeanShift(ClusterMixin, BaseEstimator):
         Dataset's variables are the features). Every other dimension is stacked into
         samples, so an image ``(y, x, band)`` clusters its pixels and ``labels_`` is a
         ``(y, x)`` DataArray.
+    storage_options : dict, default=None
+        For inputs given as URLs (``s3://``, ``gs://``...): passed to their fsspec file
+        system (e.g. ``{"key": ..., "secret": ..., "endpoint_url": ...}`` for s3fs). Needs
+        the file system's package: ``pip install 'dshift[s3]'`` or ``'dshift[gcs]'``.
     progress : {"auto", True, False}, default="auto"
         Show a progress bar of the converged seeds while fitting (tqdm: a widget in a
         notebook, text on stderr in a terminal). "auto": where a person watches (a Jupyter
@@ -251,6 +255,7 @@ class MeanShift(ClusterMixin, BaseEstimator):
         n_jobs: int | None = None,
         feature_dim: Hashable | None = None,
         progress: bool | str = "auto",
+        storage_options: dict[str, Any] | None = None,
     ) -> None:
         self.bandwidth = bandwidth
         self.kernel = kernel
@@ -274,6 +279,7 @@ class MeanShift(ClusterMixin, BaseEstimator):
         self.n_jobs = n_jobs
         self.feature_dim = feature_dim
         self.progress = progress
+        self.storage_options = storage_options
 
     # -- fitting -------------------------------------------------------------------------
 
@@ -386,6 +392,7 @@ class MeanShift(ClusterMixin, BaseEstimator):
             row_chunks=self.row_chunks,
             n_features=self.n_features_in_,
             feature_dim=self.feature_dim,
+            storage_options=self.storage_options,
         )
         validate_data(
             self,

@@ -18,7 +18,7 @@ import numpy as np
 
 from dshift import _checkpoint, _fingerprint, _limits, kernels
 from dshift._columns import Columns
-from dshift._inputs import Kind, read_points
+from dshift._inputs import Kind, opened, read_points
 from dshift._io import aligned_column, append_columns, with_weights
 from dshift._iterate import (
     check_finite,
@@ -98,7 +98,14 @@ def prepare_input(ms: MeanShift, X: Any, sample_weight: Any, point_bandwidth: An
     >>> inp.columns, inp.source.shape, inp.in_memory
     (Columns(n_features=2, weighted=True, adaptive=False), (4, 3), True)
     """
-    Xd, kind = read_points(X, row_chunks=ms.row_chunks, feature_dim=ms.feature_dim)
+    Xd, kind = read_points(
+        X,
+        row_chunks=ms.row_chunks,
+        feature_dim=ms.feature_dim,
+        storage_options=ms.storage_options,
+    )
+    sample_weight = opened(sample_weight, ms.storage_options)
+    point_bandwidth = opened(point_bandwidth, ms.storage_options)
     check_seeds(*Xd.shape, ms.seeds, seeding_of(ms.get_params()))
     fingerprint = None
     if ms.checkpoint is not None:

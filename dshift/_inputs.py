@@ -21,6 +21,7 @@ import dask.array as da
 import numpy as np
 
 from dshift._io import as_dask_array
+from dshift._zarr_input import open_zarr_array
 
 #: Suffixes of a path read as Parquet (anything else is opened as a Zarr array).
 PARQUET_SUFFIXES = (".parquet", ".pq")
@@ -66,6 +67,7 @@ def read_points(
     name: str = "X",
     n_features: int | None = None,
     feature_dim: Hashable | None = None,
+    storage_options: dict[str, Any] | None = None,
 ) -> tuple[da.Array, Kind]:
     """X as a checked, row-chunked 2-d dask array, and its kind.
 
@@ -83,6 +85,8 @@ def read_points(
     feature_dim : hashable, optional
         xarray input: the dimension holding the features (default: the last one); every
         other dimension is stacked into samples.
+    storage_options : dict, optional
+        For a URL: passed to its fsspec file system (credentials, endpoint...).
 
     Returns
     -------
@@ -96,8 +100,7 @@ def read_points(
     >>> Xd.shape, kind.in_memory, kind.feature_names.tolist()
     ((2, 2), True, ['a', 'b'])
     """
-    if isinstance(X, (str, os.PathLike)) and str(X).lower().endswith(PARQUET_SUFFIXES):
-        X = _read_parquet(X)
+    X = opened(X, storage_options)
     module = type(X).__module__.split(".")[0]
     if module == "xarray":
         return _from_xarray(X, row_chunks, name, n_features, feature_dim)
@@ -109,14 +112,29 @@ def read_points(
     return Xd, Kind(in_memory)
 
 
-def _read_parquet(path: str | os.PathLike) -> Any:
+def opened(value: Any, storage_options: dict[str, Any] | None = None) -> Any:
+    """A path or URL opened: Parquet (by its suffix) as a dask DataFrame, anything else as
+    a Zarr array; other values are returned as they are.
+
+    Examples
+    --------
+    >>> opened([1.0, 2.0])
+    [1.0, 2.0]
+    """
+    if not isinstance(value, (str, os.PathLike)):
+        return value
+    if not os.fspath(value).lower().endswith(PARQUET_SUFFIXES):
+        return open_zarr_array(value, storage_options)
     try:
         import dask.dataframe as dd
     except ImportError as exc:
         raise ImportError(
             "Reading Parquet needs dask.dataframe and pyarrow: pip install 'dshift[dataframe]'."
         ) from exc
-    return dd.read_parquet(os.fspath(path))
+    path = os.fspath(value)
+    return dd.read_parquet(
+        path if "://" in path else os.path.abspath(path), storage_options=storage_options
+    )
 
 
 def _string_names(names: Any) -> np.ndarray | None:

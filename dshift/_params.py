@@ -26,7 +26,7 @@ ALGORITHMS = ("exact", "grid")
 LABEL_METHODS = ("nearest", "mode")
 #: Parameters that decide where or how a fit is computed, not its result.
 PLACEMENT_PARAMS = frozenset(
-    {"checkpoint", "persist", "row_chunks", "n_jobs", "feature_dim", "progress"}
+    {"checkpoint", "persist", "row_chunks", "n_jobs", "feature_dim", "progress", "storage_options"}
 )
 
 
@@ -154,7 +154,25 @@ class Jobs:
         return isinstance(value, Integral) and not isinstance(value, bool) and value != 0
 
 
-Constraint = Number | OneOf | Flag | Jobs
+@dataclass(frozen=True)
+class Options:
+    """None, or a dict of keyword options (fsspec's ``storage_options``).
+
+    Examples
+    --------
+    >>> Options().accepts({"anon": True}), Options().accepts(None), Options().accepts("a=b")
+    (True, True, False)
+    """
+
+    text: str = "a dict of options for the file system, or None"
+    hint: str = ""
+
+    def accepts(self, value: Any) -> bool:
+        """Whether ``value`` is None or a mapping."""
+        return value is None or isinstance(value, Mapping)
+
+
+Constraint = Number | OneOf | Flag | Jobs | Options
 
 _POSITIVE_INT_OR_NONE = Number(
     "a positive integer or None", integral=True, low=1, low_inclusive=True, none=True
@@ -190,6 +208,7 @@ PARAMETER_CONSTRAINTS: dict[str, Constraint] = {
     "persist": Flag("'auto', True or False", also="auto"),
     "progress": Flag("'auto', True or False", also="auto"),
     "n_jobs": Jobs(),
+    "storage_options": Options(),
 }
 
 

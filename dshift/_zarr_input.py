@@ -66,21 +66,27 @@ def absolute(url: str | os.PathLike) -> str:
     return url if "://" in url else os.path.abspath(url)
 
 
-def open_zarr_array(url: str | os.PathLike) -> zarr.Array:
+def open_zarr_array(
+    url: str | os.PathLike, storage_options: dict[str, Any] | None = None
+) -> zarr.Array:
     """Open a Zarr array read-only from a local path (made absolute) or an fsspec URL.
 
     Parameters
     ----------
     url : str or path-like
         ``"data/points.zarr"``, ``"file:///abs/points.zarr"``, ``"s3://bucket/points.zarr"``...
+    storage_options : dict, optional
+        Passed to the URL's fsspec file system (credentials, ``endpoint_url``...); ignored
+        for local paths.
 
     Returns
     -------
     array : zarr.Array
     """
     url = absolute(url)
+    remote = {"storage_options": storage_options} if storage_options and "://" in url else {}
     try:
-        node = zarr.open(url, mode="r")
+        node = zarr.open(url, mode="r", **remote)
     except FileNotFoundError as exc:
         raise FileNotFoundError(
             f"No Zarr array at {url!r}: the path does not exist. Check the path, or create "
