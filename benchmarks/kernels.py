@@ -8,6 +8,10 @@ A second set of centers ("crowded") puts 50 centers within 0.3 of each of 5 seed
 the middle iterations of a fit when the seeds close in on the modes, and a third
 ("converging") 50 within 0.01, as later on. Every way must give the same counts.
 
+A second table times weighted points (integer weights 1-3) and points with their own
+bandwidths (0.8-1.2 x the bandwidth), which run through the pointwise tiles (and, weighted
+and compact, the center grid), against the bin seeds and the crowded centers.
+
 Two more tables replay the iterations of real fits (the bin seeds of 1e6 points): the
 distinct active centers of every iteration, against the same rows. Flat kernel, with and
 without center groups (``plan(..., group_radius=0)`` turns them off); Gaussian kernel, with
@@ -35,10 +39,10 @@ from dshift._columns import Columns
 BANDWIDTH = 2.0
 
 
-def stats_of(rows, C, kernel, **how):
+def stats_of(rows, C, kernel, columns=None, **how):
     """The chunk kernel on ``rows`` for the centers C, planned as ``how`` says: the plan is
     made once per iteration on the client, so only the chunk task's work is timed."""
-    plan = kernels.plan(C, BANDWIDTH, kernel, Columns(3), **how)
+    plan = kernels.plan(C, BANDWIDTH, kernel, columns or Columns(3), **how)
     return functools.partial(kernels.chunk_stats, rows, plan)
 
 
@@ -94,8 +98,41 @@ def main(argv=None):
                 rate = len(C) * args.rows / seconds / 1e9
                 cells.append(f"{rate:.2f} G/s ({seconds * 1e3:.0f} ms)")
             print(f"| {kernel} | {label} | " + " | ".join(cells) + " |")
+    pointwise(X, (f"{len(seeds)} bin seeds", seeds), ("250 crowded", crowded), repeat=args.repeat)
     fit_iterations(X, ordered, args.repeat)
     gaussian_fit_iterations(ordered)
+
+
+def pointwise(X, *sets, repeat):
+    """Weighted and adaptive points: the pointwise tiles, and the center grid (weighted)."""
+    rng = np.random.default_rng(2)
+    w = rng.integers(1, 4, len(X)).astype(np.float32)
+    h = (BANDWIDTH * rng.uniform(0.8, 1.2, len(X))).astype(np.float32)
+    stored = np.column_stack([X, w, h])
+    ordered = kernels.spatially_sorted(stored, 3)
+    print(
+        "\n| kernel | centers | weighted, Morton-ordered rows, pointwise "
+        "| weighted, rows as stored, center grid | adaptive, Morton-ordered rows, pointwise |"
+    )
+    print("|---|---|---:|---:|---:|")
+    for kernel in ("flat", "epanechnikov", "gaussian"):
+        code = kernels.KERNELS[kernel]
+        for label, C in sets:
+            ways = [
+                (ordered[:, :4], Columns(3, weighted=True), "pointwise"),
+                (stored[:, :4], Columns(3, weighted=True), "center grid"),
+                (ordered[:, [0, 1, 2, 4]], Columns(3, adaptive=True), "pointwise"),
+            ]
+            cells = []
+            for rows, columns, strategy in ways:
+                if strategy == "center grid" and kernel == "gaussian":
+                    cells.append("—")
+                    continue
+                how = dict(strategy=strategy, group_radius=0.0)
+                seconds, _ = best_of(stats_of(rows, C, code, columns, **how), repeat)
+                rate = len(C) * len(X) / seconds / 1e9
+                cells.append(f"{rate:.2f} G/s ({seconds * 1e3:.0f} ms)")
+            print(f"| {kernel} | {label} | " + " | ".join(cells) + " |")
 
 
 def center_sets(kernel, min_bin_freq):
@@ -139,10 +176,7 @@ def gaussian_fit_iterations(ordered):
         ("lattice factors only", dict(group_radius=0.0)),
         ("neither", dict(group_radius=0.0, strategy="short tiles")),
     ):
-        total = sum(
-            best_of(stats_of(ordered, C, kernels.GAUSSIAN, **how), 1)[0]
-            for C in sets
-        )
+        total = sum(best_of(stats_of(ordered, C, kernels.GAUSSIAN, **how), 1)[0] for C in sets)
         print(f"| {label} | {total:.2f} s |")
 
 
