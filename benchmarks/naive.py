@@ -1,4 +1,4 @@
-"""The naive dask mean shift the issue measures against: per chunk, a dense numpy
+"""The naive dask mean shift dshift is measured against: per chunk, a dense numpy
 (rows x seeds) kernel matrix for *all* seeds, every iteration, until every seed has moved
 less than tol * bandwidth. No freezing, no merging, no pruning, no fused kernel.
 
