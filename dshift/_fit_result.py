@@ -220,5 +220,7 @@ def fitted_attributes(
         "cluster_sizes_": sizes if weighted else sizes.astype(np.int64),
         "cluster_centers_": found.centers,
         "labels_": inp.kind.labels(labels),
+        # write_result writes these: unwrapping labels_ in X's kind could cost a pass
+        "_lazy_labels": None if inp.in_memory else labels,
         "_sources": sources,  # write_result: refuse outputs over them, re-verify them
     }

@@ -219,6 +219,27 @@ def _from_xarray(
     return Xd, Kind(not lazy, names, wrap)
 
 
+def label_array(labels: Any) -> da.Array:
+    """Labels of any kind dshift returns (numpy, dask, xarray, a dask or pandas Series) as
+    a 1-d dask array, without computing lazy ones.
+
+    Examples
+    --------
+    >>> label_array(np.array([0, 1, 1])).chunks
+    ((3,),)
+    """
+    if type(labels).__module__.split(".")[0] == "xarray":
+        labels = labels.data.reshape(-1)
+    elif hasattr(labels, "to_dask_array") and hasattr(labels, "npartitions"):
+        labels = labels.to_dask_array(lengths=True)  # partition lengths: a pass over them
+    elif hasattr(labels, "to_numpy"):
+        labels = labels.to_numpy()
+    if isinstance(labels, da.Array):
+        return labels
+    labels = np.asarray(labels)
+    return da.from_array(labels, chunks=max(1, min(len(labels), 1_000_000)))
+
+
 def columns_stand_in(feature_names: np.ndarray | None, n_features: int) -> Any:
     """An empty stand-in for X with its columns (names, or just their number), for
     scikit-learn's checks of feature names and counts (``validate_data`` with

@@ -32,6 +32,7 @@ import zarr
 from zarr.codecs import BytesCodec, ZstdCodec
 
 from dshift._checkpoint import steps_dir
+from dshift._inputs import label_array
 from dshift._store import _normalize, atomic_group, store_rows
 from dshift._untrusted import Invalid, one_line
 from dshift._zarr_input import verify_unchanged
@@ -90,7 +91,12 @@ def checksum(values: np.ndarray) -> str:
 
 
 def write_result(
-    path: str | os.PathLike, model, *, overwrite: bool = False, chunk_rows: int | None = None
+    path: str | os.PathLike,
+    model,
+    *,
+    overwrite: bool = False,
+    chunk_rows: int | None = None,
+    storage_options: dict[str, Any] | None = None,
 ) -> str:
     """Write a fitted :class:`~dshift.MeanShift` to a Zarr group, atomically.
 
@@ -105,6 +111,9 @@ def write_result(
     chunk_rows : int, optional
         Rows per chunk of ``labels``; default: the stored chunk rows of the Zarr array the
         model was fitted on, else the row chunks of ``labels_``.
+    storage_options : dict, optional
+        For a URL: fsspec options of its file system (credentials, endpoint...). They are
+        not recorded in the group (nor is the model's own ``storage_options``).
 
     Returns
     -------
@@ -120,12 +129,12 @@ def write_result(
     dshift, dask and zarr versions, and a ``checksums`` entry per small array (see
     :func:`checksum`).
     """
-    labels = model.labels_
-    if not isinstance(labels, da.Array):
-        labels = da.from_array(np.asarray(labels), chunks=max(1, min(len(labels), 1_000_000)))
+    labels = getattr(model, "_lazy_labels", None)  # labels_ wrapped in X's kind: unwrapped
+    labels = label_array(model.labels_ if labels is None else labels)
     params = {
         k: (v if isinstance(v, (int, float, str, bool, type(None))) else repr(v))
         for k, v in model.get_params().items()
+        if k not in SECRET_PARAMS
     }
     small = {
         "centers": np.asarray(model.cluster_centers_),
@@ -140,7 +149,9 @@ def write_result(
     X = next((s for s in sources if s.array.ndim == 2), None)
     if chunk_rows is None and X is not None:
         chunk_rows = X.array.chunks[0]
-    with atomic_group(path, overwrite=overwrite, inputs=inputs) as group:
+    with atomic_group(
+        path, overwrite=overwrite, inputs=inputs, storage_options=storage_options
+    ) as group:
         group.attrs.update(
             {
                 "params": params,
@@ -159,6 +170,10 @@ def write_result(
         store_rows(group, "labels", labels.astype(np.int32), chunk_rows)
         verify_unchanged(sources)  # the labels were read from them: still the fit's data?
     return _normalize(path)
+
+
+#: Parameters never written into a result: they may hold credentials.
+SECRET_PARAMS = frozenset({"storage_options"})
 
 
 def write_labels(

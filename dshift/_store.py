@@ -22,11 +22,13 @@ import uuid
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
+from typing import Any
 
 import dask
 import dask.array as da
 import fsspec
 import zarr
+from fsspec.implementations.local import LocalFileSystem
 
 from dshift._cluster import current_client
 
@@ -104,6 +106,7 @@ def check_writable(
     *,
     overwrite: bool = False,
     inputs: Iterable[str | os.PathLike | None] = (),
+    storage_options: dict[str, Any] | None = None,
 ) -> str:
     """Refuse an output that cannot or must not be written; return its absolute path or URL.
 
@@ -118,6 +121,8 @@ def check_writable(
     inputs : iterable of str or path-like
         What the computation reads (None entries are ignored): the output may not be one
         of them, hold one, or lie inside one.
+    storage_options : dict, optional
+        For a URL: fsspec options of its file system (credentials, endpoint...).
 
     Raises
     ------
@@ -154,7 +159,7 @@ def check_writable(
             "does not write through links it did not create: pass the target path itself, "
             "or another path."
         )
-    fs, root = fsspec.core.url_to_fs(url)
+    fs, root = fsspec.core.url_to_fs(url, **(storage_options or {}))
     if fs.exists(root) and not overwrite:
         raise FileExistsError(
             f"Output {os.fspath(path)!r} already exists; pass overwrite=True (CLI: "
@@ -192,6 +197,7 @@ def atomic_group(
     *,
     overwrite: bool = False,
     inputs: Iterable[str | os.PathLike | None] = (),
+    storage_options: dict[str, Any] | None = None,
 ) -> Iterator[zarr.Group]:
     """Context manager yielding a new Zarr group that appears at ``path`` only on success.
 
@@ -201,30 +207,44 @@ def atomic_group(
     the group is published stops the write and keeps it unpublished; the signal is then
     delivered (see :func:`_interrupts_held`).
     """
-    url = check_writable(path, overwrite=overwrite, inputs=inputs)
-    fs, root = fsspec.core.url_to_fs(url)
+    options = storage_options or {}
+    url = check_writable(path, overwrite=overwrite, inputs=inputs, storage_options=options)
+    fs, root = fsspec.core.url_to_fs(url, **options)
     tmp_url = _sibling(url, "tmp")
-    tmp_root = fsspec.core.url_to_fs(tmp_url)[1]
+    tmp_root = fsspec.core.url_to_fs(tmp_url, **options)[1]
+    remote = {"storage_options": options} if options and "://" in url else {}
     with _interrupts_held():
         try:
-            yield zarr.open_group(tmp_url, mode="w-")
+            yield zarr.open_group(tmp_url, mode="w-", **remote)
             if _held:  # a signal came while the group was written: it is not published
                 raise _Interrupted(f"interrupted by signal {_held[0]}; nothing was written")
-            check_writable(path, overwrite=overwrite)
+            check_writable(path, overwrite=overwrite, storage_options=options)
             if fs.exists(root):
-                old_root = fsspec.core.url_to_fs(_sibling(url, "old"))[1]
-                fs.mv(root, old_root, recursive=True)
+                old_root = fsspec.core.url_to_fs(_sibling(url, "old"), **options)[1]
+                _move_tree(fs, root, old_root)
                 try:
-                    fs.mv(tmp_root, root, recursive=True)
+                    _move_tree(fs, tmp_root, root)
                 except BaseException:
-                    fs.mv(old_root, root, recursive=True)
+                    _move_tree(fs, old_root, root)
                     raise
                 fs.rm(old_root, recursive=True)
             else:
-                fs.mv(tmp_root, root, recursive=True)
+                _move_tree(fs, tmp_root, root)
         finally:
             if fs.exists(tmp_root):
                 fs.rm(tmp_root, recursive=True)
+
+
+def _move_tree(fs: Any, source: str, target: str) -> None:
+    """Move a directory: one rename on a local disk; on object stores, which have no
+    directories (and where fsspec's recursive move trips on the directory's own key), each
+    object is copied, then the source removed."""
+    if isinstance(fs, LocalFileSystem):
+        fs.mv(source, target, recursive=True)
+        return
+    for key in fs.find(source):
+        fs.copy(key, target + key[len(source) :])
+    fs.rm(source, recursive=True)
 
 
 def store_rows(
