@@ -131,11 +131,6 @@ def write_result(
     """
     labels = getattr(model, "_lazy_labels", None)  # labels_ wrapped in X's kind: unwrapped
     labels = label_array(model.labels_ if labels is None else labels)
-    params = {
-        k: (v if isinstance(v, (int, float, str, bool, type(None))) else repr(v))
-        for k, v in model.get_params().items()
-        if k not in SECRET_PARAMS
-    }
     small = {
         "centers": np.asarray(model.cluster_centers_),
         "intensity": np.asarray(model.intensity_, dtype=np.float64),
@@ -152,24 +147,33 @@ def write_result(
     with atomic_group(
         path, overwrite=overwrite, inputs=inputs, storage_options=storage_options
     ) as group:
-        group.attrs.update(
-            {
-                "params": params,
-                "n_iter": int(model.n_iter_),
-                "bandwidth": float(model.bandwidth_),
-                "seeding": model.seeding_,
-                "n_clusters": len(model.cluster_centers_),
-                "n_samples": int(labels.shape[0]),
-                **({"input": X.name} if X is not None else {}),
-                "versions": _versions(),
-                "checksums": {name: checksum(values) for name, values in small.items()},
-            }
-        )
+        attrs = _fit_attributes(model, int(labels.shape[0]), None if X is None else X.name)
+        attrs["checksums"] = {name: checksum(values) for name, values in small.items()}
+        group.attrs.update(attrs)
         for name, values in small.items():
             group.create_array(name, data=values, compressors=None)
         store_rows(group, "labels", labels.astype(np.int32), chunk_rows)
         verify_unchanged(sources)  # the labels were read from them: still the fit's data?
     return _normalize(path)
+
+
+def _fit_attributes(model, n_samples: int, input_name: str | None) -> dict[str, Any]:
+    """A result's attributes, but the checksums."""
+    params = {
+        k: (v if isinstance(v, (int, float, str, bool, type(None))) else repr(v))
+        for k, v in model.get_params().items()
+        if k not in SECRET_PARAMS
+    }
+    return {
+        "params": params,
+        "n_iter": int(model.n_iter_),
+        "bandwidth": float(model.bandwidth_),
+        "seeding": model.seeding_,
+        "n_clusters": len(model.cluster_centers_),
+        "n_samples": n_samples,
+        **({"input": input_name} if input_name is not None else {}),
+        "versions": _versions(),
+    }
 
 
 #: Parameters never written into a result: they may hold credentials.
