@@ -1,15 +1,28 @@
-"""The ``dshift`` command line: generate data, fit, and a one-command demo.
+"""The ``dshift`` command line: generate data, fit, predict, plot, and a one-command demo.
 
-Every command runs on a Dask cluster: ``--scheduler ADDRESS`` connects to a running one,
-otherwise an embedded LocalCluster on 127.0.0.1 is started (``--workers``, ``--threads``,
-``--memory-limit``). What can be checked without a cluster (parameters, the inputs'
-metadata, the outputs' paths, the checkpoint's path) is checked before one starts. Errors
-print one line and exit with status 1; an interrupt (Ctrl-C, SIGTERM) removes what was
-being written, prints one line and exits with status 130 or 143.
+**Output.** A command prints its result on stdout and nothing else there: the bandwidth
+(``estimate-bandwidth``), the clusters found (``fit``, ``demo``: the 20 largest, then
+"... and N more"). How it runs goes to stderr as status lines: the cluster (and the
+dashboard's link, when the dashboard works), per-iteration progress, which files were
+written. ``--quiet`` silences the status lines; notes (something asked for was skipped)
+and errors still print. So ``BW=$(dshift estimate-bandwidth X.zarr)`` captures only the
+number and ``dshift fit X.zarr out.zarr > clusters.txt`` only the summary; a command that
+only writes files (``make-blobs``, ``predict``, ``plot``) prints nothing on stdout.
+
+**Cluster.** Every command but ``plot`` runs on a Dask cluster: ``--scheduler ADDRESS``
+or ``--scheduler-file FILE`` connects to a running one, otherwise an embedded LocalCluster
+on 127.0.0.1 is started (``--workers``, ``--threads``, ``--memory-limit``). What can be
+checked without a cluster (parameters, the inputs' metadata, the outputs' paths, the
+checkpoint's path, the scheduler options) is checked before one starts.
+
+**Errors** print one line on stderr (``Error: ...``, no traceback, also with ``--quiet``)
+and exit with status 1 (2 for click's usage errors); an interrupt (Ctrl-C, SIGTERM)
+removes what was being written, prints one line and exits with status 130 or 143.
 """
 
 from __future__ import annotations
 
+import inspect
 import os
 import signal
 import time
@@ -21,9 +34,12 @@ import numpy as np
 import zarr
 from distributed import KilledWorker
 
-from dshift import _checkpoint, _results, _store, datasets
+from dshift import _checkpoint, _limits, _results, _store, datasets
+from dshift._bandwidth import estimate_bandwidth
 from dshift._cli_cluster import CLUSTER_OPTIONS, cluster_options, dask_client
+from dshift._cli_output import fit_with_progress, note, quiet_option, report, status
 from dshift._estimator import MeanShift
+from dshift._fit import KERNEL_BANDWIDTH_SCALE
 from dshift._zarr_input import open_zarr_array
 
 
@@ -69,45 +85,23 @@ class _OneLineErrors(click.Group):
             signal.signal(signal.SIGTERM, previous)
 
 
-def fit_with_progress(
-    model: MeanShift, X: Any, sample_weight: Any = None, point_bandwidth: Any = None
-) -> MeanShift:
-    """Fit, printing one line per iteration: active centers, max shift, elapsed time."""
-    told = False
-
-    def tell_resumed() -> None:
-        nonlocal told
-        if not told and getattr(model, "resumed_from_", None) is not None:
-            click.echo(
-                f"Resumed from checkpoint {model.checkpoint} at iteration {model.resumed_from_}"
-            )
-        told = True
-
-    for step in model.iter_fit(X, sample_weight=sample_weight, point_bandwidth=point_bandwidth):
-        tell_resumed()
-        click.echo(
-            f"  iteration {step.iteration:4d}  active {step.n_active:6d}/{len(step.active):<6d}"
-            f" computed {step.n_computed:6d}  max shift {step.max_shift:10.4g}"
-            f"  {step.elapsed:7.1f}s"
-        )
-    tell_resumed()
-    return model
+#: The quantile MeanShift's own bandwidth estimate uses (``estimate_bandwidth``'s default).
+DEFAULT_QUANTILE = inspect.signature(estimate_bandwidth).parameters["quantile"].default
 
 
-def _report(model: MeanShift) -> None:
-    click.echo(
-        f"{len(model.cluster_centers_)} clusters after {model.n_iter_} iterations "
-        f"(bandwidth {model.bandwidth_:.4g}, {model.seeding_} seeding, "
-        f"{len(model.seeds_)} seeds):"
-    )
-    for k, (center, size) in enumerate(zip(model.cluster_centers_, model.cluster_sizes_)):
-        coords = ", ".join(f"{v:8.3f}" for v in center[:6])
-        more = ", ..." if len(center) > 6 else ""
-        size = f"{size:>10d}" if isinstance(size, (int, np.integer)) else f"{size:>10.6g}"
-        click.echo(f"  cluster {k:3d}: size {size}  center [{coords}{more}]")
+def _can_plot() -> bool:
+    """Whether matplotlib (the ``plots`` extra) imports."""
+    try:
+        import matplotlib.figure  # noqa: F401
+    except ImportError:
+        return False
+    return True
 
 
-@click.group(cls=_OneLineErrors, context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(
+    cls=_OneLineErrors,
+    context_settings={"help_option_names": ["-h", "--help"], "show_default": True},
+)
 @click.version_option(package_name="dshift")
 def main() -> None:
     """Mean shift clustering for data larger than memory, on a Dask cluster."""
@@ -115,13 +109,14 @@ def main() -> None:
 
 @main.command("make-blobs")
 @click.argument("output")
-@click.option("--n-samples", default=1_000_000, show_default=True, type=int)
-@click.option("--n-features", default=2, show_default=True, type=int)
-@click.option("--centers", default=5, show_default=True, type=int)
-@click.option("--cluster-std", default=1.0, show_default=True, type=float)
-@click.option("--chunk-rows", default=100_000, show_default=True, type=int)
-@click.option("--seed", default=0, show_default=True, type=int)
+@click.option("--n-samples", default=1_000_000, type=int)
+@click.option("--n-features", default=2, type=int)
+@click.option("--centers", default=5, type=int)
+@click.option("--cluster-std", default=1.0, type=float)
+@click.option("--chunk-rows", default=100_000, type=int)
+@click.option("--seed", default=0, type=int)
 @click.option("--overwrite", is_flag=True, help="Replace OUTPUT if it exists.")
+@quiet_option
 @cluster_options
 def make_blobs_cmd(
     output, n_samples, n_features, centers, cluster_std, chunk_rows, seed, overwrite, **cluster
@@ -144,42 +139,51 @@ def make_blobs_cmd(
             random_state=seed,
             overwrite=overwrite,
         )
-    click.echo(f"Wrote {n_samples} points to {path}")
+    status(f"Wrote {n_samples} points to {path}")
 
 
 @main.command("fit")
 @click.argument("input_path", metavar="INPUT")
 @click.argument("output")
-@click.option("--bandwidth", type=float, help="Kernel bandwidth; default: estimated.")
 @click.option(
-    "--kernel",
-    type=click.Choice(["flat", "gaussian", "epanechnikov"]),
-    default="gaussian",
-    show_default=True,
+    "--bandwidth",
+    type=float,
+    help="Kernel bandwidth.",
+    show_default="estimated on a sample of at most 10,000 points, see --quantile",
 )
 @click.option(
-    "--seeding",
-    type=click.Choice(["auto", "all", "bin", "sample"]),
-    default="auto",
-    show_default=True,
+    "--quantile",
+    default=DEFAULT_QUANTILE,
+    type=float,
+    help="Without --bandwidth: the bandwidth is estimated as the mean distance to the "
+    "k-th nearest neighbour, k = quantile x the sample size (as `dshift "
+    "estimate-bandwidth`, scaled for the kernel as MeanShift does).",
 )
-@click.option("--n-seeds", type=int, help="Seeds drawn with --seeding sample.")
-@click.option("--min-bin-freq", default=1, show_default=True, type=int)
-@click.option("--max-iter", default=300, show_default=True, type=int)
-@click.option("--tol", default=1e-3, show_default=True, type=float)
+@click.option(
+    "--kernel", type=click.Choice(["flat", "gaussian", "epanechnikov"]), default="gaussian"
+)
+@click.option("--seeding", type=click.Choice(["auto", "all", "bin", "sample"]), default="auto")
+@click.option("--n-seeds", type=int, help="Seeds drawn with --seeding sample.", show_default="1000")
+@click.option("--min-bin-freq", default=1, type=int)
+@click.option("--max-iter", default=300, type=int)
+@click.option("--tol", default=1e-3, type=float)
 @click.option("--orphans/--cluster-all", default=False, help="Label -1 points out of reach.")
-@click.option("--seed", "random_state", type=int, help="Random seed for sampling.")
+@click.option(
+    "--seed",
+    "random_state",
+    type=int,
+    help="Random seed for sampling.",
+    show_default="none: random seeds, 0 for the bandwidth estimate",
+)
 @click.option(
     "--algorithm",
     type=click.Choice(["exact", "grid"]),
     default="exact",
-    show_default=True,
     help="grid: iterate on occupied grid cells (fast in low dimensions, approximate).",
 )
 @click.option(
     "--grid-fraction",
     default=0.25,
-    show_default=True,
     type=float,
     help="Grid cell edge as a fraction of the bandwidth (--algorithm grid).",
 )
@@ -187,7 +191,6 @@ def make_blobs_cmd(
     "--label-method",
     type=click.Choice(["nearest", "mode"]),
     default="nearest",
-    show_default=True,
     help="mode: label each point by the center its own trajectory reaches.",
 )
 @click.option(
@@ -195,28 +198,37 @@ def make_blobs_cmd(
     type=int,
     help="Adaptive bandwidths: each point's is its distance to its k-th nearest neighbour "
     "in a sample (leave out --bandwidth).",
+    show_default="none: one bandwidth",
 )
 @click.option(
     "--point-bandwidth",
     metavar="ZARR",
     help="1-d Zarr array of per-point bandwidths (> 0), one per row of INPUT.",
+    show_default="none: one bandwidth",
 )
 @click.option(
     "--sample-weight",
     metavar="ZARR",
     help="1-d Zarr array of non-negative point weights, one per row of INPUT (a point of "
     "weight w counts as w points).",
+    show_default="none: every point weighs 1",
 )
 @click.option(
     "--checkpoint",
     metavar="FILE",
     help="Save the loop's state to FILE after every iteration; if FILE exists, resume from "
     "it (it must come from the same data and parameters).",
+    show_default="none",
 )
 @click.option("--overwrite", is_flag=True, help="Replace OUTPUT if it exists.")
+@quiet_option
 @cluster_options
-def fit_cmd(input_path, output, overwrite, orphans, sample_weight, point_bandwidth, **options):
+def fit_cmd(
+    input_path, output, overwrite, orphans, sample_weight, point_bandwidth, quantile, **options
+):
     """Cluster the Zarr array INPUT; write labels and centers to the Zarr group OUTPUT.
+
+    Prints the clusters found (the 20 largest) on stdout; progress goes to stderr.
 
     \b
     Example:
@@ -225,6 +237,7 @@ def fit_cmd(input_path, output, overwrite, orphans, sample_weight, point_bandwid
     cluster = {k: options.pop(k) for k in CLUSTER_OPTIONS}
     model = MeanShift(cluster_all=not orphans, **options)
     model._validate_params()
+    estimate = _quantile_given(model, point_bandwidth, quantile)
     checkpoint = options["checkpoint"]
     inputs = [input_path, sample_weight, point_bandwidth]
     for path in filter(None, inputs):
@@ -234,11 +247,45 @@ def fit_cmd(input_path, output, overwrite, orphans, sample_weight, point_bandwid
         inputs += [checkpoint, _checkpoint.steps_dir(checkpoint)]
     _store.check_writable(output, overwrite=overwrite, inputs=inputs)
     with dask_client(**cluster):
+        if estimate:
+            model.set_params(bandwidth=_estimated_bandwidth(model, input_path, quantile))
         fit_with_progress(model, input_path, sample_weight, point_bandwidth)
-        _report(model)
         stored_rows = open_zarr_array(input_path).chunks[0]
         path = _results.write_result(output, model, overwrite=overwrite, chunk_rows=stored_rows)
-    click.echo(f"Wrote labels and centers to {path}")
+    status(f"Wrote labels and centers to {path}")
+    report(model)
+
+
+def _quantile_given(model: MeanShift, point_bandwidth: str | None, quantile: float) -> bool:
+    """Whether the CLI estimates the bandwidth at ``quantile`` (MeanShift estimates it
+    itself at the default quantile); a --quantile given with a bandwidth is refused."""
+    if not 0 <= quantile <= 1:
+        raise ValueError(f"--quantile must be a number between 0 and 1, got {quantile}.")
+    source = click.get_current_context().get_parameter_source("quantile")
+    given = source not in (click.core.ParameterSource.DEFAULT, None)
+    bandwidths = model.bandwidth is not None or model.adaptive_k or point_bandwidth
+    if given and bandwidths:
+        raise ValueError(
+            "--quantile sets the estimated bandwidth: leave it out with --bandwidth, "
+            "--adaptive-k or --point-bandwidth."
+        )
+    return not bandwidths and quantile != DEFAULT_QUANTILE
+
+
+def _estimated_bandwidth(model: MeanShift, input_path: str, quantile: float) -> float:
+    """The bandwidth MeanShift estimates with ``bandwidth=None`` (same sample, same kernel
+    scale), at ``quantile`` instead of the default."""
+    seed = 0 if model.random_state is None else model.random_state
+    value = float(estimate_bandwidth(input_path, quantile, random_state=seed))
+    value *= KERNEL_BANDWIDTH_SCALE[model.kernel]
+    if not _limits.bandwidth_in_range(value):
+        raise ValueError(
+            f"The bandwidth estimated at --quantile {quantile} is {value:g}, outside dshift's "
+            f"range {_limits.BANDWIDTH_RANGE} (0: the sampled points' neighbours are "
+            "duplicates); pass --bandwidth, a larger --quantile, or rescale INPUT."
+        )
+    status(f"Bandwidth {value:.6g} (estimated at quantile {quantile})")
+    return value
 
 
 @main.command("predict")
@@ -246,11 +293,13 @@ def fit_cmd(input_path, output, overwrite, orphans, sample_weight, point_bandwid
 @click.argument("input_path", metavar="INPUT")
 @click.argument("output")
 @click.option("--overwrite", is_flag=True, help="Replace OUTPUT if it exists.")
+@quiet_option
 @cluster_options
 def predict_cmd(result, input_path, output, overwrite, **cluster):
     """Label the Zarr array INPUT with the centers of the fit RESULT; write Zarr group OUTPUT.
 
-    Each point gets the index of its nearest center (as MeanShift.predict).
+    Each point gets the index of its nearest center (as MeanShift.predict). OUTPUT's
+    attributes record RESULT and INPUT (absolute) and the number of rows.
 
     \b
     Example:
@@ -261,28 +310,34 @@ def predict_cmd(result, input_path, output, overwrite, **cluster):
     stored_rows = open_zarr_array(input_path).chunks[0]
     with dask_client(**cluster):
         labels = model.predict(input_path)
-        with _store.atomic_group(output, overwrite=overwrite) as group:
-            n_clusters = len(model.cluster_centers_)
-            group.attrs.update({"centers_from": str(result), "n_clusters": n_clusters})
-            _store.store_rows(group, "labels", labels, stored_rows)
-    click.echo(f"Wrote {labels.shape[0]} labels to {output}")
+        path = _results.write_labels(
+            output,
+            labels,
+            centers_from=result,
+            input_path=input_path,
+            n_clusters=len(model.cluster_centers_),
+            overwrite=overwrite,
+            chunk_rows=stored_rows,
+        )
+    status(f"Wrote {labels.shape[0]} labels to {path}")
 
 
 @main.command("estimate-bandwidth")
 @click.argument("input_path", metavar="INPUT")
-@click.option("--quantile", default=0.3, show_default=True, type=float)
-@click.option("--n-samples", type=int, help="Sample size (default: all up to 10,000).")
-@click.option("--seed", default=0, show_default=True, type=int)
+@click.option("--quantile", default=DEFAULT_QUANTILE, type=float)
+@click.option("--n-samples", type=int, help="Sample size.", show_default="all up to 10,000")
+@click.option("--seed", default=0, type=int)
+@quiet_option
 @cluster_options
 def estimate_bandwidth_cmd(input_path, quantile, n_samples, seed, **cluster):
     """Print a bandwidth for the Zarr array INPUT, estimated on a random sample.
+
+    The number is the only thing printed on stdout: BW=$(dshift estimate-bandwidth ...).
 
     \b
     Example:
       dshift estimate-bandwidth data/blobs.zarr/X --quantile 0.2
     """
-    from dshift._bandwidth import estimate_bandwidth
-
     open_zarr_array(input_path)  # exists, and is an array: before any cluster starts
     with dask_client(**cluster):
         value = estimate_bandwidth(input_path, quantile, n_samples, random_state=seed)
@@ -293,10 +348,13 @@ def estimate_bandwidth_cmd(input_path, quantile, n_samples, seed, **cluster):
 @click.argument("result")
 @click.argument("input_path", metavar="INPUT")
 @click.argument("png")
-@click.option("--n-points", default=20_000, show_default=True, type=int)
+@click.option("--n-points", default=20_000, type=int, help="Points sampled from INPUT.")
 @click.option("--overwrite", is_flag=True, help="Replace PNG if it exists.")
+@quiet_option
 def plot_cmd(result, input_path, png, n_points, overwrite):
     """Save a PNG of a sample of INPUT coloured by the centers of RESULT.
+
+    Needs matplotlib: pip install 'dshift[plots]'.
 
     \b
     Example:
@@ -305,14 +363,18 @@ def plot_cmd(result, input_path, png, n_points, overwrite):
     from dshift.plotting import plot_fit
 
     _store.check_writable(png, overwrite=overwrite, inputs=[result, input_path])
-    click.echo(f"Plot: {plot_fit(input_path, _results.read_model(result), png, n_points=n_points)}")
+    model = _results.read_model(result)
+    status(f"Plot: {os.path.abspath(plot_fit(input_path, model, png, n_points=n_points))}")
 
 
 @main.command("demo")
-@click.option("--n-samples", default=1_000_000, show_default=True, type=int)
-@click.option("--output", default="demo-output", show_default=True, help="Directory.")
-@click.option("--plot/--no-plot", default=True, show_default=True, help="Write a PNG.")
+@click.option("--n-samples", default=1_000_000, type=int)
+@click.option("--output", default="demo-output", help="Directory.")
+@click.option(
+    "--plot/--no-plot", default=True, help="Write a PNG (skipped, with a note, without matplotlib)."
+)
 @click.option("--overwrite", is_flag=True, help="Replace an earlier demo's output.")
+@quiet_option
 @cluster_options
 def demo_cmd(n_samples, output, plot, overwrite, **cluster):
     """Generate blobs into local Zarr, cluster them, write the result and a plot.
@@ -334,23 +396,25 @@ def demo_cmd(n_samples, output, plot, overwrite, **cluster):
         X = datasets.make_blobs(
             data, n_samples, centers=5, random_state=0, chunk_rows=250_000, overwrite=overwrite
         )
-        click.echo(f"Generated {n_samples} points in {X} ({time.perf_counter() - start:.1f}s)")
+        status(f"Generated {n_samples} points in {X} ({time.perf_counter() - start:.1f}s)")
         model = MeanShift(kernel="flat", bandwidth=2.0, seeding="bin", min_bin_freq=10)
         fit_with_progress(model, X)
-        _report(model)
-        true_centers = zarr.open_array(os.path.join(data, "centers"), mode="r")[:]
-        gaps = np.linalg.norm(true_centers[:, None] - model.cluster_centers_[None], axis=2)
-        click.echo(
-            f"Each of the {len(true_centers)} generating centers is within "
-            f"{gaps.min(axis=1).max():.3f} of a found center."
-        )
         _results.write_result(result, model, overwrite=overwrite, chunk_rows=250_000)
-        click.echo(f"Result (labels, centers, attributes): {os.path.abspath(result)}")
-        if plot:
+        status(f"Result (labels, centers, attributes): {os.path.abspath(result)}")
+        if plot and _can_plot():
             from dshift.plotting import plot_fit
 
             plot_fit(X, model, png)
-            click.echo(f"Plot: {os.path.abspath(png)}")
+            status(f"Plot: {os.path.abspath(png)}")
+        elif plot:
+            note("no plot: matplotlib is not installed (pip install 'dshift[plots]').")
+    report(model)
+    true_centers = zarr.open_array(os.path.join(data, "centers"), mode="r")[:]
+    gaps = np.linalg.norm(true_centers[:, None] - model.cluster_centers_[None], axis=2)
+    click.echo(
+        f"Each of the {len(true_centers)} generating centers is within "
+        f"{gaps.min(axis=1).max():.3f} of a found center."
+    )
 
 
 if __name__ == "__main__":  # pragma: no cover

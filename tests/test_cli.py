@@ -2,6 +2,7 @@ import os
 import subprocess
 import sys
 
+import click
 import numpy as np
 import pytest
 import zarr
@@ -26,6 +27,21 @@ def test_every_command_has_help_with_an_example(command):
     result = CliRunner().invoke(main, [command, "--help"])
     assert result.exit_code == 0
     assert "Example:" in result.output and f"dshift {command}" in result.output
+
+
+@pytest.mark.parametrize("command", COMMANDS)
+def test_every_option_shows_its_default_and_quiet_is_everywhere(command):
+    """Every option's help shows its default (an off flag excepted), and every command
+    takes --quiet."""
+    cmd = main.commands[command]
+    ctx = click.Context(cmd, info_name=command, parent=click.Context(main, show_default=True))
+    options = {param.name: param for param in cmd.params if isinstance(param, click.Option)}
+    assert "quiet" in options
+    for name, option in options.items():
+        if option.is_flag and not option.secondary_opts and not option.get_default(ctx):
+            continue  # --overwrite, --quiet: off unless given
+        _, help_text = option.get_help_record(ctx)
+        assert "[default: " in help_text, (name, help_text)
 
 
 def test_fit_missing_input_is_one_line_error_and_writes_nothing(tmp_path):
@@ -76,8 +92,15 @@ def test_fit_writes_result_and_shows_progress(tmp_path):
         "1",
     )
     assert proc.returncode == 0, proc.stderr
-    assert "iteration    0" in proc.stdout and "max shift" in proc.stdout
-    assert "dashboard: http://127.0.0.1:" in proc.stdout
+    # the status on stderr: the cluster and its dashboard, the progress, the output
+    assert "iteration    0" in proc.stderr and "max shift" in proc.stderr
+    assert "LocalCluster: 1 workers" in proc.stderr
+    assert "dashboard: http://127.0.0.1:" in proc.stderr  # bokeh is installed
+    assert f"Wrote labels and centers to {out}" in proc.stderr
+    # the result on stdout: the clusters found, nothing else
+    lines = proc.stdout.splitlines()
+    assert lines[0].startswith("3 clusters after ") and len(lines) == 4
+    assert all(line.startswith("  cluster ") for line in lines[1:])
     group = zarr.open_group(str(out), mode="r")
     labels = group["labels"][:]
     assert labels.shape == (20_000,) and group["labels"].chunks == (5000,)
@@ -91,7 +114,9 @@ def test_demo_generates_fits_writes_and_plots(tmp_path):
     out = tmp_path / "demo"
     proc = run("demo", "--n-samples", "30000", "--output", str(out), "--workers", "1")
     assert proc.returncode == 0, proc.stderr
-    assert "5 clusters" in proc.stdout and "size" in proc.stdout
+    assert proc.stdout.startswith("5 clusters after ") and "size" in proc.stdout
+    assert "generating centers is within" in proc.stdout
+    assert f"Plot: {out / 'clusters.png'}" in proc.stderr
     assert (out / "clusters.png").stat().st_size > 10_000
     assert zarr.open_group(str(out / "result.zarr"), mode="r")["labels"].shape == (30_000,)
     again = run("demo", "--n-samples", "30000", "--output", str(out), "--workers", "1")
@@ -122,7 +147,8 @@ def test_predict_estimate_bandwidth_and_plot_commands(tmp_path):
     expected = estimate_bandwidth(
         X[np.sort(np.random.default_rng(0).choice(6000, 6000, replace=False))], quantile=0.2
     )
-    assert float(result.output.strip().splitlines()[-1]) == pytest.approx(expected, rel=1e-5)
+    assert result.stdout.count("\n") == 1  # the number, and only the number
+    assert float(result.stdout) == pytest.approx(expected, rel=1e-5)
 
     png = tmp_path / "c.png"
     result = runner.invoke(main, ["plot", str(fitted), data, str(png)])
@@ -133,3 +159,30 @@ def test_predict_estimate_bandwidth_and_plot_commands(tmp_path):
         main, ["predict", str(tmp_path / "nothing.zarr"), data, str(tmp_path / "p2.zarr")]
     )
     assert result.exit_code == 1 and "is not a dshift result" in result.output
+
+
+@pytest.mark.parametrize("kernel", ["flat", "gaussian"])
+def test_fit_quantile_sets_the_estimated_bandwidth_as_meanshift_estimates_it(
+    tmp_path, cluster, kernel
+):
+    """Without --bandwidth, --quantile q gives MeanShift's own estimate (the same sample,
+    scaled for the kernel) at q instead of the default 0.3."""
+    from dshift import estimate_bandwidth
+    from dshift._fit import KERNEL_BANDWIDTH_SCALE
+
+    data = datasets.make_blobs(tmp_path / "b.zarr", 3000, centers=3, chunk_rows=1000)
+    runner = CliRunner(env={"DASK_SCHEDULER_ADDRESS": None})
+    common = ["--kernel", kernel, "--seeding", "bin", "--max-iter", "50", "-q"]
+    common += ["--scheduler", cluster.scheduler_address]
+    bandwidths = {}
+    for quantile in (None, "0.3", "0.1"):
+        out = tmp_path / f"{quantile}.zarr"
+        given = ["--quantile", quantile] if quantile else []
+        result = runner.invoke(main, ["fit", data, str(out), *common, *given])
+        assert result.exit_code == 0, result.output
+        bandwidths[quantile] = zarr.open_group(str(out), mode="r").attrs["bandwidth"]
+    scale = KERNEL_BANDWIDTH_SCALE[kernel]
+    assert bandwidths[None] == bandwidths["0.3"]
+    assert bandwidths[None] == pytest.approx(estimate_bandwidth(data, 0.3) * scale, rel=1e-12)
+    assert bandwidths["0.1"] == pytest.approx(estimate_bandwidth(data, 0.1) * scale, rel=1e-12)
+    assert bandwidths["0.1"] < bandwidths[None]

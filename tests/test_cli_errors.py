@@ -1,10 +1,12 @@
 """Every bad input the command line can express gets one clear line, and nothing is lost.
 
 Each case runs one ``dshift`` command on a bad input and checks that the command exits
-with a non-zero status, prints exactly one error line (``Error: ...``; click's usage block
-for a bad choice), no traceback, a message naming the problem and, where there is one, the
-remedy, and that nothing was written: the working directory (outputs, and outputs that
-already existed) and the inputs are unchanged, byte for byte.
+with a non-zero status, prints exactly one error line (``Error: ...``, the last line on
+stderr, after the status lines of what had started; click's usage block for a bad
+choice), nothing on stdout (no result), no traceback, a message naming the problem and,
+where there is one, the remedy, and that nothing was written: the working directory
+(outputs, and outputs that already existed) and the inputs are unchanged, byte for byte.
+Some cases run again with ``--quiet``: the error line is then all there is.
 
 Most cases run in this process with click's CliRunner, connected with ``--scheduler`` to
 the session's LocalCluster (conftest.py), so no cluster is started per case. The cases
@@ -231,6 +233,32 @@ CASES: dict[str, Case] = {
     "plot-png-inside-the-input": Case(
         ("plot", "{data}/model.zarr", "{data}/blobs.zarr/X", "{data}/blobs.zarr/X/p.png"),
         ("lies inside the input '{data}/blobs.zarr/X'",),
+        early=True,
+    ),
+    "fit-quantile-out-of-range": Case(
+        fit("{data}/blobs.zarr/X", "--quantile", "1.5"),
+        ("--quantile must be a number between 0 and 1, got 1.5",),
+        early=True,
+    ),
+    "fit-quantile-with-bandwidth": Case(
+        fit("{data}/blobs.zarr/X", "--bandwidth", "2", "--quantile", "0.2"),
+        ("--quantile sets the estimated bandwidth: leave it out with --bandwidth",),
+        early=True,
+    ),
+    # -- the cluster options -----------------------------------------------------------------
+    "fit-scheduler-and-scheduler-file": Case(
+        fit("{data}/blobs.zarr/X", "--bandwidth", "2", "--scheduler-file", "{work}/s.json"),
+        ("--scheduler and --scheduler-file are alternatives: pass one of them",),
+        early=True,
+    ),
+    "fit-scheduler-file-is-a-fifo": Case(
+        ("fit", "{data}/blobs.zarr/X", "{work}/out.zarr", "--scheduler-file", "{work}/fifo.ckpt"),
+        ("--scheduler-file {work}/fifo.ckpt is not a scheduler file", "a regular file"),
+        early=True,
+    ),
+    "fit-scheduler-file-in-a-missing-directory": Case(
+        ("fit", "{data}/blobs.zarr/X", "{work}/out.zarr", "--scheduler-file", "{work}/no/s.json"),
+        ("--scheduler-file {work}/no/s.json: the directory {work}/no does not exist",),
         early=True,
     ),
     # -- parameters ------------------------------------------------------------------------
@@ -471,8 +499,27 @@ def _run_in_process(argv: list[str]) -> tuple[int, str, str]:
 # ---------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("name", list(CASES))
-def test_bad_input_gives_one_clear_line_and_writes_nothing(name, data, tmp_path, request):
+#: Cases run again with --quiet (errors before and after a cluster started, in this process
+#: and in a new one, of each command).
+QUIET_CASES = [
+    "fit-nan",
+    "fit-nan-embedded-cluster",
+    "fit-missing-path-early",
+    "fit-scheduler-and-scheduler-file",
+    "predict-nan",
+    "estimate-bandwidth-nan",
+    "plot-nan",
+    "make-blobs-existing-output",
+    "demo-n-samples-0",
+]
+#: The status lines a command may print on stderr before it fails.
+STATUS = ("LocalCluster: ", "Connected to ", "  iteration ", "Bandwidth ", "Generated ")
+
+
+@pytest.mark.parametrize(
+    ("name", "quiet"), [(name, False) for name in CASES] + [(name, True) for name in QUIET_CASES]
+)
+def test_bad_input_gives_one_clear_line_and_writes_nothing(name, quiet, data, tmp_path, request):
     case = CASES[name]
     work = tmp_path / "work"
     work.mkdir()
@@ -488,6 +535,7 @@ def test_bad_input_gives_one_clear_line_and_writes_nothing(name, data, tmp_path,
     argv = []
     for arg in case.argv:
         argv.extend(cluster if arg == "CLUSTER" else [_expand(arg, data=data, work=work)])
+    argv += ["--quiet"] if quiet else []
     phrases = [_expand(p, data=data, work=work) for p in case.phrases]
     before_work, before_data = _snapshot(work), _snapshot(data)
 
@@ -504,12 +552,13 @@ def test_bad_input_gives_one_clear_line_and_writes_nothing(name, data, tmp_path,
         assert lines[0].startswith(f"Usage: dshift {argv[0]} "), shown
         assert len(lines) == 4 and lines[-1].startswith("Error: "), shown
     else:
-        assert len(lines) == 1 and lines[0].startswith("Error: "), shown
+        assert lines[-1].startswith("Error: "), shown
+        assert all(line.startswith(STATUS) for line in lines[:-1]), shown
     for phrase in phrases:
         assert phrase in lines[-1], f"{phrase!r} missing\n{shown}"
-    assert "Wrote" not in stdout and "iteration" not in stdout, shown
-    if case.early:  # refused before any cluster was started or connected to
-        assert "LocalCluster" not in stdout and "Connected" not in stdout, shown
+    assert stdout == "" and "Wrote" not in stderr, shown
+    if case.early or quiet:  # refused before any cluster was started or connected to
+        assert len(lines) == 1 or case.exit_code == 2, shown
 
     # nothing written, nothing lost: outputs absent, existing outputs and inputs unchanged
     assert not (work / "out.zarr").exists() and not (work / "out.png").exists()

@@ -10,9 +10,11 @@ import os
 import numpy as np
 import pytest
 import zarr
+from click.testing import CliRunner
 
 from dshift import MeanShift, datasets, write_result
 from dshift._results import read_model
+from dshift.cli import main
 
 N_ROWS = 3000
 STORED_ROWS = 500
@@ -70,3 +72,28 @@ def test_the_new_attributes_are_checked_when_read(data, tmp_path, name, value, m
     with pytest.raises(ValueError, match="cannot be used") as info:
         read_model(path)
     assert message in str(info.value) and "\n" not in str(info.value)
+
+
+def test_cli_results_record_absolute_paths(data, tmp_path, monkeypatch, cluster):
+    """fit and predict given relative paths record absolute ones; predicted labels name
+    the result whose centers gave them."""
+    monkeypatch.chdir(tmp_path)
+    os.symlink(os.path.dirname(data), "in.zarr")  # a relative way to the same input
+    runner = CliRunner(env={"DASK_SCHEDULER_ADDRESS": None})
+    common = ["--scheduler", cluster.scheduler_address, "--quiet"]
+    args = ["fit", "in.zarr/X", "fit.zarr", "--kernel", "flat", "--bandwidth", "2", *common]
+    result = runner.invoke(main, args)
+    assert result.exit_code == 0, result.output
+    fitted = zarr.open_group(str(tmp_path / "fit.zarr"), mode="r")
+    assert fitted.attrs["input"] == str(tmp_path / "in.zarr" / "X")
+    assert fitted.attrs["n_samples"] == N_ROWS and fitted["labels"].chunks == (STORED_ROWS,)
+
+    result = runner.invoke(main, ["predict", "fit.zarr", "in.zarr/X", "pred.zarr", *common])
+    assert result.exit_code == 0, result.output
+    predicted = zarr.open_group(str(tmp_path / "pred.zarr"), mode="r")
+    assert predicted.attrs["centers_from"] == str(tmp_path / "fit.zarr")
+    assert predicted.attrs["input"] == str(tmp_path / "in.zarr" / "X")
+    assert predicted.attrs["n_samples"] == N_ROWS
+    assert predicted.attrs["n_clusters"] == fitted["centers"].shape[0]
+    assert predicted["labels"].chunks == (STORED_ROWS,)
+    np.testing.assert_array_equal(predicted["labels"][:], fitted["labels"][:])
