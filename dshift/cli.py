@@ -251,6 +251,7 @@ def fit_cmd(
             model.set_params(bandwidth=_estimated_bandwidth(model, input_path, quantile))
         fit_with_progress(model, input_path, sample_weight, point_bandwidth)
         stored_rows = open_zarr_array(input_path).chunks[0]
+        status(f"Writing labels and centers to {output} ...")  # labels computed meanwhile
         path = _results.write_result(output, model, overwrite=overwrite, chunk_rows=stored_rows)
     status(f"Wrote labels and centers to {path}")
     report(model)

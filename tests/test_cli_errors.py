@@ -513,7 +513,7 @@ QUIET_CASES = [
     "demo-n-samples-0",
 ]
 #: The status lines a command may print on stderr before it fails.
-STATUS = ("LocalCluster: ", "Connected to ", "  iteration ", "Bandwidth ", "Generated ")
+STATUS = ("LocalCluster: ", "Connected to ", "  iteration ", "Bandwidth ", "Generated ", "Writing ")
 
 
 @pytest.mark.parametrize(

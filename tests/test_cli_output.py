@@ -96,6 +96,7 @@ def test_fit_prints_the_20_largest_clusters_then_how_many_more(invoke, data, tmp
     )
     # the status went to stderr: progress, the cluster, what was written
     assert "iteration    0" in stderr and f"Wrote labels and centers to {out}" in stderr
+    assert stderr.index(f"Writing labels and centers to {out} ...") < stderr.index("Wrote")
     assert "max shift" not in stdout and "Wrote" not in stdout and "Connected" not in stdout
 
     code, quiet_stdout, quiet_stderr = invoke(*args, "--overwrite", "--quiet")
