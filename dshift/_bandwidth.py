@@ -19,6 +19,8 @@ def estimate_bandwidth(
     quantile: float = 0.3,
     n_samples: int | None = None,
     random_state: int | np.random.Generator | None = 0,
+    *,
+    storage_options: dict[str, Any] | None = None,
 ) -> np.float64:
     """Estimate the bandwidth to use with mean shift.
 
@@ -41,6 +43,8 @@ def estimate_bandwidth(
     random_state : int, numpy Generator or None, default=0
         Seed of the sampling. When every point is used, the result does not depend on it
         and equals scikit-learn's ``estimate_bandwidth`` on the same data.
+    storage_options : dict, optional
+        For X given as a URL: fsspec options of its file system (credentials...).
 
     Returns
     -------
@@ -71,7 +75,7 @@ def estimate_bandwidth(
         raise ValueError(f"quantile must be a number between 0 and 1, got {quantile!r}.")
     if n_samples is not None and (not isinstance(n_samples, (int, np.integer)) or n_samples < 1):
         raise ValueError(f"n_samples must be a positive integer or None, got {n_samples!r}.")
-    Xd, _ = read_points(X)
+    Xd, _ = read_points(X, storage_options=storage_options)
     n_total = Xd.shape[0]
     n = min(n_total, DEFAULT_MAX_SAMPLES if n_samples is None else int(n_samples))
     sample = sample_rows(Xd, n, random_state)

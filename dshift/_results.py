@@ -189,6 +189,7 @@ def write_labels(
     n_clusters: int,
     overwrite: bool = False,
     chunk_rows: int | None = None,
+    storage_options: dict[str, Any] | None = None,
 ) -> str:
     """Write labels predicted with the centers of a result to a Zarr group, atomically.
 
@@ -209,6 +210,8 @@ def write_labels(
     chunk_rows : int, optional
         Rows per chunk of ``labels`` (pass the input's stored chunk rows); default: the
         row chunks of ``labels``.
+    storage_options : dict, optional
+        For a URL: fsspec options of its file system (not recorded).
 
     Returns
     -------
@@ -217,7 +220,9 @@ def write_labels(
         ``input`` (absolute paths or URLs), ``n_samples``, ``n_clusters`` and the versions.
     """
     inputs = [centers_from] + ([input_path] if input_path is not None else [])
-    with atomic_group(path, overwrite=overwrite, inputs=inputs) as group:
+    with atomic_group(
+        path, overwrite=overwrite, inputs=inputs, storage_options=storage_options
+    ) as group:
         group.attrs.update(
             {
                 "centers_from": _normalize(centers_from),
@@ -239,7 +244,7 @@ def _versions() -> dict[str, str]:
     return {"dshift": dshift.__version__, "dask": dask.__version__, "zarr": zarr.__version__}
 
 
-def read_model(path: str | os.PathLike) -> MeanShift:
+def read_model(path: str | os.PathLike, storage_options: dict[str, Any] | None = None) -> MeanShift:
     """A :class:`~dshift.MeanShift` ready to ``predict``, from a group of :func:`write_result`.
 
     It has ``cluster_centers_``, ``n_features_in_``, ``bandwidth_``, ``n_iter_``,
@@ -266,11 +271,12 @@ def read_model(path: str | os.PathLike) -> MeanShift:
     from dshift._estimator import MeanShift
 
     url = _normalize(path)
-    fs, root = fsspec.core.url_to_fs(url)
+    options = storage_options or {}
+    fs, root = fsspec.core.url_to_fs(url, **options)
     with _refusing(path):
         for directory in (root, *(f"{root}/{name}" for name in MEMBERS)):
             _check_metadata_files(fs, directory)
-    group, arrays = _open_members(path, url)
+    group, arrays = _open_members(path, url, options)
     with _refusing(path):
         for name, array in arrays.items():
             _check_chunks(fs, f"{root}/{name}", name, array)
@@ -332,10 +338,13 @@ def _check_metadata_files(fs, directory: str) -> None:
             )
 
 
-def _open_members(path: str | os.PathLike, url: str) -> tuple[zarr.Group, dict[str, zarr.Array]]:
+def _open_members(
+    path: str | os.PathLike, url: str, options: dict[str, Any]
+) -> tuple[zarr.Group, dict[str, zarr.Array]]:
     """The group and its three arrays (metadata only), with their shapes and dtypes checked."""
+    remote = {"storage_options": options} if options and "://" in url else {}
     try:
-        group = zarr.open_group(url, mode="r")
+        group = zarr.open_group(url, mode="r", **remote)
         members = {name: group[name] for name in MEMBERS}
     except (FileNotFoundError, KeyError, zarr.errors.ContainsArrayError) as exc:
         raise _not_a_result(path) from exc

@@ -23,9 +23,11 @@ removes what was being written, prints one line and exits with status 130 or 143
 from __future__ import annotations
 
 import inspect
+import json
 import os
 import signal
 import time
+from collections.abc import Callable
 from concurrent.futures import CancelledError
 from typing import Any
 
@@ -98,6 +100,37 @@ def _can_plot() -> bool:
     return True
 
 
+def _storage_options(
+    ctx: click.Context, param: click.Parameter, pairs: tuple[str, ...]
+) -> dict[str, Any] | None:
+    """``KEY=VALUE`` pairs as fsspec's storage_options; a VALUE that parses as JSON
+    (``true``, ``3``, ``{"region_name": "eu-west-1"}``) is taken as that value."""
+    options: dict[str, Any] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise click.BadParameter(f"expected KEY=VALUE, got {pair!r}", ctx, param)
+        try:
+            options[key] = json.loads(value)
+        except ValueError:
+            options[key] = value
+    return options or None
+
+
+def storage_option(func: Callable[..., Any]) -> Callable[..., Any]:
+    """The ``--storage-option KEY=VALUE`` option (repeatable) of commands reading URLs."""
+    return click.option(
+        "--storage-option",
+        "storage_options",
+        multiple=True,
+        metavar="KEY=VALUE",
+        callback=_storage_options,
+        help="fsspec option for s3://, gs://... URLs (credentials, endpoint_url...); "
+        "repeatable; JSON values are parsed (anon=true).",
+        show_default="none",
+    )(func)
+
+
 @click.group(
     cls=_OneLineErrors,
     context_settings={"help_option_names": ["-h", "--help"], "show_default": True},
@@ -159,9 +192,7 @@ def make_blobs_cmd(
     "k-th nearest neighbour, k = quantile x the sample size (as `dshift "
     "estimate-bandwidth`, scaled for the kernel as MeanShift does).",
 )
-@click.option(
-    "--kernel", type=click.Choice(["flat", "gaussian", "epanechnikov"]), default="gaussian"
-)
+@click.option("--kernel", type=click.Choice(["flat", "gaussian", "epanechnikov"]), default="flat")
 @click.option("--seeding", type=click.Choice(["auto", "all", "bin", "sample"]), default="auto")
 @click.option("--n-seeds", type=int, help="Seeds drawn with --seeding sample.", show_default="1000")
 @click.option("--min-bin-freq", default=1, type=int)
@@ -221,6 +252,7 @@ def make_blobs_cmd(
     show_default="none",
 )
 @click.option("--overwrite", is_flag=True, help="Replace OUTPUT if it exists.")
+@storage_option
 @quiet_option
 @cluster_options
 def fit_cmd(
@@ -238,21 +270,23 @@ def fit_cmd(
     model = MeanShift(cluster_all=not orphans, **options)
     model._validate_params()
     estimate = _quantile_given(model, point_bandwidth, quantile)
-    checkpoint = options["checkpoint"]
+    checkpoint, so = options["checkpoint"], options["storage_options"]
     inputs = [input_path, sample_weight, point_bandwidth]
     for path in filter(None, inputs):
-        open_zarr_array(path)  # exists, and is an array
+        open_zarr_array(path, so)  # exists, and is an array
     if checkpoint is not None:
         _checkpoint.check_path(checkpoint)
         inputs += [checkpoint, _checkpoint.steps_dir(checkpoint)]
-    _store.check_writable(output, overwrite=overwrite, inputs=inputs)
+    _store.check_writable(output, overwrite=overwrite, inputs=inputs, storage_options=so)
     with dask_client(**cluster):
         if estimate:
             model.set_params(bandwidth=_estimated_bandwidth(model, input_path, quantile))
         fit_with_progress(model, input_path, sample_weight, point_bandwidth)
-        stored_rows = open_zarr_array(input_path).chunks[0]
+        stored_rows = open_zarr_array(input_path, so).chunks[0]
         status(f"Writing labels and centers to {output} ...")  # labels computed meanwhile
-        path = _results.write_result(output, model, overwrite=overwrite, chunk_rows=stored_rows)
+        path = _results.write_result(
+            output, model, overwrite=overwrite, chunk_rows=stored_rows, storage_options=so
+        )
     status(f"Wrote labels and centers to {path}")
     report(model)
 
@@ -277,7 +311,11 @@ def _estimated_bandwidth(model: MeanShift, input_path: str, quantile: float) -> 
     """The bandwidth MeanShift estimates with ``bandwidth=None`` (same sample, same kernel
     scale), at ``quantile`` instead of the default."""
     seed = 0 if model.random_state is None else model.random_state
-    value = float(estimate_bandwidth(input_path, quantile, random_state=seed))
+    value = float(
+        estimate_bandwidth(
+            input_path, quantile, random_state=seed, storage_options=model.storage_options
+        )
+    )
     value *= KERNEL_BANDWIDTH_SCALE[model.kernel]
     if not _limits.bandwidth_in_range(value):
         raise ValueError(
@@ -294,9 +332,10 @@ def _estimated_bandwidth(model: MeanShift, input_path: str, quantile: float) -> 
 @click.argument("input_path", metavar="INPUT")
 @click.argument("output")
 @click.option("--overwrite", is_flag=True, help="Replace OUTPUT if it exists.")
+@storage_option
 @quiet_option
 @cluster_options
-def predict_cmd(result, input_path, output, overwrite, **cluster):
+def predict_cmd(result, input_path, output, overwrite, storage_options, **cluster):
     """Label the Zarr array INPUT with the centers of the fit RESULT; write Zarr group OUTPUT.
 
     Each point gets the index of its nearest center (as MeanShift.predict). OUTPUT's
@@ -306,9 +345,13 @@ def predict_cmd(result, input_path, output, overwrite, **cluster):
     Example:
       dshift predict result.zarr data/new.zarr/X new-labels.zarr
     """
-    _store.check_writable(output, overwrite=overwrite, inputs=[result, input_path])
-    model = _results.read_model(result)
-    stored_rows = open_zarr_array(input_path).chunks[0]
+    so = storage_options
+    _store.check_writable(
+        output, overwrite=overwrite, inputs=[result, input_path], storage_options=so
+    )
+    model = _results.read_model(result, storage_options=so)
+    model.set_params(storage_options=so)
+    stored_rows = open_zarr_array(input_path, so).chunks[0]
     with dask_client(**cluster):
         labels = model.predict(input_path)
         path = _results.write_labels(
@@ -319,6 +362,7 @@ def predict_cmd(result, input_path, output, overwrite, **cluster):
             n_clusters=len(model.cluster_centers_),
             overwrite=overwrite,
             chunk_rows=stored_rows,
+            storage_options=so,
         )
     status(f"Wrote {labels.shape[0]} labels to {path}")
 
@@ -328,9 +372,10 @@ def predict_cmd(result, input_path, output, overwrite, **cluster):
 @click.option("--quantile", default=DEFAULT_QUANTILE, type=float)
 @click.option("--n-samples", type=int, help="Sample size.", show_default="all up to 10,000")
 @click.option("--seed", default=0, type=int)
+@storage_option
 @quiet_option
 @cluster_options
-def estimate_bandwidth_cmd(input_path, quantile, n_samples, seed, **cluster):
+def estimate_bandwidth_cmd(input_path, quantile, n_samples, seed, storage_options, **cluster):
     """Print a bandwidth for the Zarr array INPUT, estimated on a random sample.
 
     The number is the only thing printed on stdout: BW=$(dshift estimate-bandwidth ...).
@@ -339,9 +384,11 @@ def estimate_bandwidth_cmd(input_path, quantile, n_samples, seed, **cluster):
     Example:
       dshift estimate-bandwidth data/blobs.zarr/X --quantile 0.2
     """
-    open_zarr_array(input_path)  # exists, and is an array: before any cluster starts
+    open_zarr_array(input_path, storage_options)  # exists, is an array: before any cluster
     with dask_client(**cluster):
-        value = estimate_bandwidth(input_path, quantile, n_samples, random_state=seed)
+        value = estimate_bandwidth(
+            input_path, quantile, n_samples, random_state=seed, storage_options=storage_options
+        )
     click.echo(f"{value:.6g}")
 
 
