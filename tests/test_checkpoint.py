@@ -271,13 +271,13 @@ def test_cli_client_killed_mid_fit_resumes_to_the_same_result(tmp_path, tcp_sche
     )
     try:
         seen = []  # a hang is caught by the test's timeout, not by a deadline here
-        for line in proc.stdout:
+        for line in proc.stderr:  # status lines (progress) go to stderr
             seen.append(line)
             if line.strip().startswith("iteration    4"):
                 break
         else:
             proc.wait()
-            pytest.fail(f"the fit ended before it was killed:\n{''.join(seen)}{proc.stderr.read()}")
+            pytest.fail(f"the fit ended before it was killed:\n{''.join(seen)}{proc.stdout.read()}")
         os.killpg(proc.pid, signal.SIGKILL)
     finally:
         if proc.poll() is None:
@@ -291,11 +291,11 @@ def test_cli_client_killed_mid_fit_resumes_to_the_same_result(tmp_path, tcp_sche
     again = subprocess.run(command, capture_output=True, text=True, timeout=300)
     assert again.returncode == 0, again.stderr
     resumed_line = next(
-        line for line in again.stdout.splitlines() if line.startswith("Resumed from checkpoint")
+        line for line in again.stderr.splitlines() if line.startswith("Resumed from checkpoint")
     )
     resumed_at = int(resumed_line.rsplit(" ", 1)[1])
     assert resumed_at >= 5
-    assert "iteration    0 " not in again.stdout
+    assert "iteration    0 " not in again.stderr
 
     ref = tmp_path / "reference.zarr"
     plain = subprocess.run(

@@ -95,7 +95,7 @@ def test_cli_fit_on_a_tcp_cluster(tmp_path, tcp_scheduler):
         tcp_scheduler,
     )
     assert proc.returncode == 0, proc.stderr
-    assert f"Connected to {tcp_scheduler}" in proc.stdout and "LocalCluster" not in proc.stdout
+    assert f"Connected to {tcp_scheduler}" in proc.stderr and "LocalCluster" not in proc.stderr
     labels = zarr.open_group(str(tmp_path / "out.zarr"), mode="r")["labels"][:]
     truth = zarr.open_array(str(tmp_path / "b.zarr" / "y"))[:]
     for k in np.unique(labels):

@@ -46,13 +46,14 @@ def _dshift(*argv: str, cwd: Path, **kwargs) -> subprocess.Popen:
 
 
 def _wait_for_line(proc: subprocess.Popen, phrase: str) -> list[str]:
-    """Read stdout until a line holds ``phrase`` (fails if the process ends first)."""
+    """Read stderr (the status lines) until a line holds ``phrase`` (fails if the process
+    ends first)."""
     seen = []
-    for line in proc.stdout:
+    for line in proc.stderr:
         seen.append(line)
         if phrase in line:
             return seen
-    pytest.fail(f"{phrase!r} never printed:\n{''.join(seen)}{proc.stderr.read()}")
+    pytest.fail(f"{phrase!r} never printed:\n{''.join(seen)}{proc.stdout.read()}")
 
 
 def _finish(proc: subprocess.Popen) -> tuple[int, str, str]:
@@ -65,10 +66,30 @@ def _finish(proc: subprocess.Popen) -> tuple[int, str, str]:
     return proc.returncode, out, err
 
 
+#: The status lines a ``dshift fit`` may print on stderr before its error line.
+STATUS = (
+    "Connected to ",
+    "LocalCluster: ",
+    "Resumed from checkpoint ",
+    "iteration ",
+    "Writing labels and centers to ",
+)
+
+
+def _status_lines(err: str) -> list[str]:
+    """The lines of ``err`` before its last one, each a status line of ``dshift fit``."""
+    lines = err.strip().splitlines()[:-1]
+    assert all(line.strip().startswith(STATUS) for line in lines), err
+    return lines
+
+
 def _one_error_line(err: str) -> str:
+    """The error, one line: the last line of stderr, after status lines only (no
+    traceback, no log record, no second error)."""
     lines = err.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("Error: "), err
-    return lines[0]
+    assert lines and lines[-1].startswith("Error: "), err
+    _status_lines(err)
+    return lines[-1]
 
 
 @pytest.fixture(scope="module")
@@ -122,7 +143,7 @@ def test_a_scheduler_killed_mid_fit_ends_the_cli_with_one_line_naming_the_checkp
         )  # fmt: skip
         code, out, err = _finish(proc)
     assert code == 0, err
-    assert "Resumed from checkpoint" in out
+    assert "Resumed from checkpoint" in err and "clusters after" in out, out
     assert zarr.open_group(str(tmp_path / "out.zarr"), mode="r")["centers"].shape[1] == 2
 
 
@@ -183,7 +204,9 @@ def test_workers_that_cannot_run_dshift_are_refused_at_connect(
     line = _one_error_line(err)
     for phrase in phrases:
         assert phrase in line, line
-    assert "iteration" not in out and not (tmp_path / "out.zarr").exists()
+    assert not any("iteration" in status for status in _status_lines(err))
+    assert out == "", out  # an error prints nothing on stdout
+    assert not (tmp_path / "out.zarr").exists()
 
 
 # -- Ctrl-C and SIGTERM -----------------------------------------------------------------------
@@ -200,7 +223,7 @@ def test_an_interrupt_during_the_result_write_removes_the_temporary_group(sig, t
         "fit", data, "out.zarr", "--kernel", "flat", "--bandwidth", "2", "--seeding", "bin",
         "--workers", "2", cwd=tmp_path,
     )  # fmt: skip
-    _wait_for_line(proc, "clusters after")  # the fit is done; the write begins
+    _wait_for_line(proc, "Writing labels and centers to")  # the fit is done; the write begins
     deadline = time.monotonic() + BOUNDED
     while not _temporaries(tmp_path):  # the temporary group exists: the write is under way
         assert proc.poll() is None and time.monotonic() < deadline, "the write never started"
@@ -223,7 +246,8 @@ def test_sigterm_mid_fit_keeps_the_checkpoint_and_the_same_command_resumes(slow_
     assert code == 143 and "SIGTERM" in _one_error_line(err), err
     assert ckpt.exists() and not (tmp_path / "out.zarr").exists()
     code, out, err = _finish(_dshift(*argv, cwd=tmp_path))
-    assert code == 0 and "Resumed from checkpoint" in out, err
+    assert code == 0 and "Resumed from checkpoint" in err, err
+    assert "clusters after" in out, out
 
 
 def _slow_block(block, block_info=None, *, markers: str):

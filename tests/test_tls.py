@@ -152,13 +152,13 @@ def test_cli_make_blobs_and_fit_over_tls(tls_cluster, tmp_path):
         "--chunk-rows", "2000", *flags,
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr
-    assert f"Connected to {tls_cluster.address}" in proc.stdout
+    assert f"Connected to {tls_cluster.address}" in proc.stderr
     data, out = str(tmp_path / "b.zarr" / "X"), tmp_path / "out.zarr"
     args = ["--kernel", "flat", "--bandwidth", "2", "--seeding", "bin"]
     proc = dshift_cli("fit", data, str(out), *args, *flags)
     assert proc.returncode == 0, proc.stderr
     assert (
-        f"Connected to {tls_cluster.address}" in proc.stdout and "LocalCluster" not in proc.stdout
+        f"Connected to {tls_cluster.address}" in proc.stderr and "LocalCluster" not in proc.stderr
     )
     result = zarr.open_group(str(out), mode="r")
     local = dshift.MeanShift(bandwidth=2, kernel="flat", seeding="bin").fit(data)
@@ -348,4 +348,4 @@ def test_compose_tls_notebook_settings_reach_the_cluster(tls_cluster, tmp_path):
         timeout=120,
     )
     assert proc.returncode == 0, proc.stderr
-    assert f"Connected to {tls_cluster.address}" in proc.stdout
+    assert f"Connected to {tls_cluster.address}" in proc.stderr
