@@ -82,7 +82,9 @@ def as_dask_array(
         The points, of shape (n_samples, n_features). A string or path is opened as a Zarr
         array (local path or fsspec URL).
     row_chunks : int, optional
-        Rows per chunk for input that dshift chunks itself (numpy and Zarr). Zarr chunks are
+        Rows per chunk for input that dshift chunks itself (numpy and Zarr). A dask array
+        keeps its row chunks; unknown ones (after boolean indexing) are computed first,
+        chunk by chunk (one pass over X, only the lengths come back). Zarr chunks are
         rounded down to a multiple of the stored chunk rows (at least one stored chunk), so
         no stored chunk is read by two tasks.
     name : str
@@ -119,11 +121,15 @@ def as_dask_array(
     elif isinstance(X, da.Array):
         arr = X
         dtype = _check_dtype(arr.dtype, name)
-        if any(math.isnan(c) for axis in arr.chunks for c in axis):
+        if any(math.isnan(c) for axis in arr.chunks[1:] for c in axis):
             raise ValueError(
-                f"{name} has unknown chunk sizes (typical after boolean indexing); call "
+                f"{name} has unknown sizes along its features; call "
                 f"{name}.compute_chunk_sizes() first."
             )
+        if any(math.isnan(c) for c in arr.chunks[0]):
+            # rows after boolean indexing: each chunk's length, computed where it lies (one
+            # pass over the chunks; only their lengths reach the client), on a copy
+            arr = arr.copy().compute_chunk_sizes()
         _check_shape(arr.shape, name, n_features)
         if arr.numblocks[1] != 1:
             arr = arr.rechunk({1: -1})

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import sklearn.exceptions
 import zarr
+from numpy.testing import assert_allclose, assert_array_equal
 
 import dshift
 from dshift import MeanShift, NotFittedError, estimate_bandwidth, get_bin_seeds, mean_shift
@@ -347,17 +348,18 @@ def test_zarr_array_dtype_is_checked(tmp_path):
         MeanShift(bandwidth=1.0).fit(path)
 
 
-def test_dask_array_with_unknown_chunk_sizes():
+def test_dask_array_with_unknown_chunk_sizes_is_resolved_chunk_wise():
     X = da.from_array(two_blobs(), chunks=(20, 2))
     Xu = X[X[:, 0] > 1]
     assert np.isnan(Xu.shape[0])
-    with pytest.raises(ValueError, match=r"unknown chunk sizes.*X\.compute_chunk_sizes\(\)"):
-        MeanShift(bandwidth=1.0).fit(Xu)
-    ms = MeanShift(bandwidth=1.0).fit(X)
-    with pytest.raises(ValueError, match="compute_chunk_sizes"):
-        ms.predict(Xu)
-    # the suggested fix works
-    MeanShift(bandwidth=1.0).fit(Xu.compute_chunk_sizes())
+    ms = MeanShift(bandwidth=1.0).fit(Xu)
+    assert np.isnan(Xu.shape[0])  # the caller's array is left as it was
+    known = Xu.copy().compute_chunk_sizes()
+    ref = MeanShift(bandwidth=1.0).fit(known.compute())
+    assert_allclose(ms.cluster_centers_, ref.cluster_centers_)
+    assert ms.labels_.chunks == known.chunks[:1]
+    assert_array_equal(ms.labels_.compute(), ref.labels_)
+    assert_array_equal(ms.predict(Xu).compute(), ref.labels_)
 
 
 # ---------------------------------------------------------------------------------------
