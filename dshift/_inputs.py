@@ -138,16 +138,27 @@ def opened(value: Any, storage_options: dict[str, Any] | None = None) -> Any:
 
 
 def _string_names(names: Any) -> np.ndarray | None:
-    """The names as an array of str when every one is a string (scikit-learn's rule)."""
+    """The names as an array of str when every one is a string, None when none is
+    (scikit-learn's rule); a mix is refused, as scikit-learn does."""
     names = list(names)
-    if names and all(isinstance(n, str) for n in names):
+    strings = [isinstance(n, str) for n in names]
+    if names and all(strings):
         return np.asarray([str(n) for n in names], dtype=object)
+    if any(strings):
+        raise TypeError(
+            "Feature names are only supported if all input features have string names, "
+            f"but the input has {sorted({type(n).__name__ for n in names})} as feature name "
+            "types; convert them all to strings, e.g. X.columns = X.columns.astype(str)."
+        )
     return None
 
 
 def _check_numeric(dtypes: Any, name: str) -> None:
     """Refuse non-numeric columns by name, from the frame's metadata."""
-    bad = [f"{col!r} ({dt})" for col, dt in dtypes.items() if np.dtype(dt).kind not in "fiub"]
+    # pandas' extension dtypes (str, category, Int64...) are no numpy dtypes: their kind
+    bad = [
+        f"{col!r} ({dt})" for col, dt in dtypes.items() if getattr(dt, "kind", "O") not in "fiub"
+    ]
     if bad:
         raise TypeError(
             f"{name} has non-numeric columns {', '.join(bad)}; dshift needs real numbers. "
@@ -155,9 +166,17 @@ def _check_numeric(dtypes: Any, name: str) -> None:
         )
 
 
+def _numpy_dtypes(frame: Any) -> Any:
+    """The frame with pandas' numeric extension columns (Int64, Float64...) as float64
+    (their missing values as NaN, which the fit refuses), numpy columns as they are."""
+    extension = [c for c, dt in frame.dtypes.items() if not isinstance(dt, np.dtype)]
+    return frame.astype(dict.fromkeys(extension, np.float64)) if extension else frame
+
+
 def _from_pandas(X: Any, row_chunks: int | None, name: str, n_features: int | None):
     frame = X.to_frame() if X.ndim == 1 else X
     _check_numeric(frame.dtypes, name)
+    frame = _numpy_dtypes(frame)
     Xd, _ = as_dask_array(frame.to_numpy(), row_chunks=row_chunks, name=name, n_features=n_features)
     return Xd, Kind(True, _string_names(frame.columns))
 
@@ -167,8 +186,19 @@ def _from_dask_frame(X: Any, row_chunks: int | None, name: str, n_features: int 
 
     frame = X.to_frame() if X.ndim == 1 else X
     _check_numeric(frame.dtypes, name)
+    frame = _numpy_dtypes(frame).optimize()  # (the index's graph after set_index: its keys)
     # one chunk-wise pass: each partition's length (the array's row chunks)
-    arr = frame.to_dask_array(lengths=True)
+    try:
+        arr = frame.to_dask_array(lengths=True)
+    except ValueError as exc:
+        if "number of partitions" not in str(exc):
+            raise
+        raise ValueError(
+            f"dask cannot count the partitions of {name} consistently ({exc}); this happens "
+            "with dd.read_parquet(..., columns=[...]) over small files, which dask merges "
+            "after counting them. Read the Parquet data with all its columns (or pass its "
+            "path), or write the selected columns to their own Parquet or Zarr data first."
+        ) from exc
     Xd, _ = as_dask_array(arr, row_chunks=row_chunks, name=name, n_features=n_features)
     index = frame.index
 

@@ -20,6 +20,7 @@ import numpy as np
 import pandas as pd
 import psutil
 import pytest
+import sklearn.cluster as skc
 import xarray as xr
 from numpy.testing import assert_allclose, assert_array_equal
 
@@ -198,14 +199,6 @@ def test_a_pandas_series_is_one_feature(X):
 # -- dask DataFrames and Series ----------------------------------------------------------
 
 
-SET_INDEX_BUG = (
-    "dshift bug: dd.from_dask_array(labels, index=frame.index) in dshift/_inputs.py "
-    "_from_dask_frame references frame.index._name, which is not a key of the index's "
-    "optimized graph after set_index/repartition: computing the labels raises "
-    "'Missing dependency'"
-)
-
-
 def _offset(frame: pd.DataFrame) -> dd.DataFrame:
     return dd.from_pandas(frame.set_axis(frame.index + 10_000), npartitions=4)
 
@@ -224,16 +217,8 @@ def _repartitioned(frame: pd.DataFrame) -> dd.DataFrame:
     [
         pytest.param(lambda f: dd.from_pandas(f, npartitions=4), id="default-index"),
         pytest.param(_offset, id="offset-index"),
-        pytest.param(
-            _set_index,
-            id="set_index",
-            marks=pytest.mark.xfail(strict=True, raises=ValueError, reason=SET_INDEX_BUG),
-        ),
-        pytest.param(
-            _repartitioned,
-            id="repartition",
-            marks=pytest.mark.xfail(strict=True, raises=ValueError, reason=SET_INDEX_BUG),
-        ),
+        pytest.param(_set_index, id="set_index"),
+        pytest.param(_repartitioned, id="repartition"),
     ],
 )
 def test_a_dask_dataframe_gives_a_lazy_labels_series_on_its_index(frame, ref, make):
@@ -283,18 +268,12 @@ def test_a_parquet_path_is_read_as_a_dask_dataframe(tmp_path, frame, ref, write_
 
 
 @PARQUET_WARNINGS
-@pytest.mark.xfail(
-    strict=True,
-    raises=ValueError,
-    reason="dask: read_parquet(columns=...) fuses small files only once lowered, so "
-    "to_dask_array(lengths=True) (dshift/_inputs.py _from_dask_frame) finds 2 lengths "
-    "for 3 partitions",
-)
-def test_a_parquet_frame_with_selected_columns(tmp_path, frame, ref):
+def test_a_parquet_frame_dask_cannot_count_is_a_clear_error(tmp_path, frame):
     path = tmp_path / "x.parquet"
     dd.from_pandas(frame.assign(c=1.0), npartitions=3).to_parquet(path)
-    model = MeanShift(**PARAMS).fit(dd.read_parquet(path, columns=NAMES))
-    _same_fit(model, ref)
+    # dask merges the small files after counting them (3 partitions, 2 blocks)
+    with pytest.raises(ValueError, match=r"dask cannot count the partitions of X consistently"):
+        MeanShift(**PARAMS).fit(dd.read_parquet(path, columns=NAMES))
 
 
 @pytest.mark.parametrize("partitions", [3, 5], ids=["same-partitions", "other-partitions"])
@@ -435,14 +414,6 @@ def test_predict_warns_when_one_side_has_no_feature_names(X, frame):
 # -- errors ------------------------------------------------------------------------------
 
 
-STRING_DTYPE_BUG = (
-    "dshift bug: dshift/_inputs.py _check_numeric calls np.dtype(dt), which raises "
-    "TypeError(\"Cannot interpret '<StringDtype...>' as a data type\") for pandas extension "
-    "dtypes (pandas 3's default string dtype, category, nullable Int64): the column is "
-    "not named"
-)
-
-
 def _with_text(frame: pd.DataFrame, dtype) -> pd.DataFrame:
     return frame.assign(name=pd.Series(["x"] * N, dtype=dtype))
 
@@ -454,21 +425,9 @@ def _with_text(frame: pd.DataFrame, dtype) -> pd.DataFrame:
         pytest.param(
             lambda f: f.assign(when=pd.date_range("2024", periods=N)), id="pandas-datetime"
         ),
-        pytest.param(
-            lambda f: _with_text(f, "str"),
-            id="pandas-str",
-            marks=pytest.mark.xfail(strict=True, raises=AssertionError, reason=STRING_DTYPE_BUG),
-        ),
-        pytest.param(
-            lambda f: _with_text(f, "category"),
-            id="pandas-category",
-            marks=pytest.mark.xfail(strict=True, raises=AssertionError, reason=STRING_DTYPE_BUG),
-        ),
-        pytest.param(
-            lambda f: dd.from_pandas(_with_text(f, "str"), npartitions=2),
-            id="dask-str",
-            marks=pytest.mark.xfail(strict=True, raises=AssertionError, reason=STRING_DTYPE_BUG),
-        ),
+        pytest.param(lambda f: _with_text(f, "str"), id="pandas-str"),
+        pytest.param(lambda f: _with_text(f, "category"), id="pandas-category"),
+        pytest.param(lambda f: dd.from_pandas(_with_text(f, "str"), npartitions=2), id="dask-str"),
     ],
 )
 def test_a_non_numeric_column_is_a_type_error_naming_it(frame, make):
@@ -632,3 +591,11 @@ def test_ten_million_points_fit_without_reaching_the_client(dask_client, kind):
         print(f"{kind}: client peak RSS growth computing the labels {pulled['bytes'] / MB:.1f} MB")
         assert pulled["bytes"] >= GROWTH_LIMIT, f"{pulled['bytes'] / MB:.1f} MB"
         assert np.bincount(values).tolist() == model.cluster_sizes_.tolist()
+
+
+def test_mixed_column_name_types_are_refused_as_scikit_learn_does(frame):
+    mixed = frame.set_axis(["a", 1], axis=1)
+    with pytest.raises(TypeError, match="Feature names are only supported if all input features"):
+        MeanShift(**PARAMS).fit(mixed)
+    with pytest.raises(TypeError, match="Feature names are only supported"):
+        skc.MeanShift(bandwidth=3).fit(mixed)
