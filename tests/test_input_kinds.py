@@ -599,3 +599,23 @@ def test_mixed_column_name_types_are_refused_as_scikit_learn_does(frame):
         MeanShift(**PARAMS).fit(mixed)
     with pytest.raises(TypeError, match="Feature names are only supported"):
         skc.MeanShift(bandwidth=3).fit(mixed)
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        pytest.param(lambda X, frame: _image(X), id="image"),
+        pytest.param(lambda X, frame: dd.from_pandas(frame, npartitions=4), id="dask-dataframe"),
+        pytest.param(lambda X, frame: frame, id="pandas"),
+    ],
+)
+def test_write_result_takes_labels_of_every_kind(tmp_path, X, frame, ref, make):
+    import zarr
+
+    from dshift import write_result
+
+    model = MeanShift(**PARAMS).fit(make(X, frame))
+    path = write_result(tmp_path / "result.zarr", model)
+    group = zarr.open_group(path, mode="r")
+    assert_array_equal(group["labels"][:], ref.labels_)
+    assert_allclose(group["centers"][:], ref.cluster_centers_)
