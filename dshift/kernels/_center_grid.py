@@ -17,7 +17,6 @@ import numpy as np
 
 from dshift._limits import MAX_ABS
 from dshift.kernels._config import FASTMATH, JIT, TILE_ROWS, work_buffer
-from dshift.kernels._groups import CenterGroups
 from dshift.kernels._tile_sums import bounding_box, transpose
 from dshift.kernels._tiles import Tile, points_sums
 
@@ -159,14 +158,14 @@ def _bucket(X, first, rows, R, cell_of, start, wcol, fill, touched, begin, T, pw
 
 
 @numba.njit(**JIT)
-def center_grid_sums(X, C, h2, kernel, wcol, grid, groups, block, out):
-    """Add the sums of the block X for the centers ``C`` through the center grid ``grid``
-    (a :class:`CenterGrid`), ``block`` rows at a time; ``wcol``: the weight column or
-    None; returns the count of NaN, infinite or out-of-range values."""
+def center_grid_sums(X, centers, wcol, grid, groups, block):
+    """Add the sums of the block X for the :class:`~dshift.kernels._tile_sums.Centers`
+    through the center grid ``grid`` (a :class:`CenterGrid`; ``groups``: the centers'
+    :class:`~dshift.kernels._groups.CenterGroups`), ``block`` rows at a time; ``wcol``: the
+    weight column or None; returns the count of NaN, infinite or out-of-range values."""
     n = X.shape[0]
-    d = C.shape[1]
+    d = centers.C.shape[1]
     lo, dims, start, members, size = grid
-    cell_groups = CenterGroups(groups.group_of, members, groups.leaders, groups.radius)
     inv = 1.0 / size
     b = max(1, min(n, block))
     edge = dims.astype(np.float64)
@@ -190,14 +189,14 @@ def center_grid_sums(X, C, h2, kernel, wcol, grid, groups, block, out):
         for t in range(n_touched):
             cell = touched[t]
             fill[cell] = 0
+            listed = members[start[cell] : start[cell + 1]]  # the cell's centers
             for s in range(begin[t], begin[t + 1], TILE_ROWS):
                 e = min(s + TILE_ROWS, begin[t + 1])
                 bounding_box(T, s, e, box_lo, box_hi)  # its NaNs are counted above
-                p0, p1 = start[cell], start[cell + 1]
                 if wcol is None:
                     tile = Tile(T, None, s, e, box_lo, box_hi)
-                    points_sums(tile, C, cell_groups, p0, p1, h2, kernel, work, out)
+                    points_sums(tile, centers, groups, listed, work)
                 else:
                     tile = Tile(T, pw, s, e, box_lo, box_hi)
-                    points_sums(tile, C, cell_groups, p0, p1, h2, kernel, work, out)
+                    points_sums(tile, centers, groups, listed, work)
     return nonfinite

@@ -19,7 +19,6 @@ import numpy as np
 from dshift.kernels._config import (
     D2,
     FASTMATH,
-    GAUSSIAN,
     JIT,
     OFFSETS,
     SCRATCH,
@@ -118,30 +117,37 @@ def _leader_weights(T, s, e, lead, inv_2h2, work):
 
 
 @numba.njit(**JIT, fastmath=FASTMATH, inline="always")
-def _leader_sums(n, d, h2, j, count_each, inside, work, sums, weights, counts):
+def _leader_sums(n, j, work, sums, weights):
     """Add the leader's own weights (from the work rows) to center j's sums."""
-    d2, w = work[D2, :n], work[WEIGHT, :n]
+    w = work[WEIGHT, :n]
     total = 0.0
     for i in range(n):
         total += w[i]
-    for k in range(d):
+    for k in range(sums.shape[1]):
         uk = work[OFFSETS + k, :n]
         acc = 0.0
         for i in range(n):
             acc += w[i] * uk[i]
         sums[j, k] += acc
     weights[j] += total
-    if count_each:
-        inside = 0.0
-        for i in range(n):
-            inside += 1.0 if d2[i] <= h2 else 0.0
-    counts[j] += inside
 
 
 @numba.njit(**JIT, fastmath=FASTMATH, inline="always")
-def _member_weights(n, d, h2, a, dd, count_each, wide, work, acc):
+def _leader_count(n, h2, work):
+    """The leader's count of points within the bandwidth, from the work rows."""
+    d2 = work[D2, :n]
+    inside = 0.0
+    for i in range(n):
+        inside += 1.0 if d2[i] <= h2 else 0.0
+    return inside
+
+
+@numba.njit(**JIT, fastmath=FASTMATH, inline="always")
+def _member_weights(n, h2, a, dd, count_each, wide, work, acc):
     """A member's weights by the Taylor polynomial: (count, unsure count, total); acc <-
-    the weighted offset sums from the leader (see gaussian_group)."""
+    the weighted offset sums from the leader, ``a`` its offset from the leader (see
+    gaussian_group)."""
+    d = a.shape[0]
     inside = unsure = 0.0
     if d == 3:  # one fused pass
         a0, a1, a2 = a[0] / h2, a[1] / h2, a[2] / h2
@@ -187,8 +193,8 @@ def _count_directly(T, s, e, C, j, h2):
 
 
 @numba.njit(**JIT, fastmath=FASTMATH)
-def gaussian_group(T, s, e, gap2, far2, C, idx, p0, p1, lead, radius, h2, work, out):
-    """Gaussian kernel: add the points T[:, s:e] for the centers ``idx[p0:p1]`` of one group.
+def gaussian_group(T, s, e, gap2, far2, centers, group, work):
+    """Gaussian kernel: add the points T[:, s:e] for the centers of one group.
 
     When every |t| of the tile is at most ``TAYLOR_REACH_WIDE`` (bounded by the group
     radius times the distance from the leader to the tile box's farthest corner, ``far2``
@@ -199,16 +205,20 @@ def gaussian_group(T, s, e, gap2, far2, C, idx, p0, p1, lead, radius, h2, work, 
     Points are counted within the bandwidth only in a tile that straddles the group's
     shell, by their expanded squared distance; a (tile, member) with a point within 1e-12
     relative of the bandwidth is counted again directly, so the counts are exact.
-    Unweighted points only; ``work`` is a :func:`~dshift.kernels._config.work_buffer`.
+    Unweighted points only; ``centers`` are the :class:`~dshift.kernels._tile_sums.Centers`
+    (Gaussian kernel), ``group`` a :class:`~dshift.kernels._groups.Group`, ``work`` a
+    :func:`~dshift.kernels._config.work_buffer`.
     """
+    C, h2, _, out = centers
     sums, weights, counts = out
+    members, lead, radius = group
     d = lead.shape[0]
     n = e - s
     inv_2h2 = 0.5 / h2 if h2 > 0 else 0.0
     reach = math.sqrt(far2) * radius / h2 if h2 > 0 else np.inf
     if reach > TAYLOR_REACH_WIDE or far2 * inv_2h2 > 700.0:
-        for q in range(p0, p1):
-            tile_sums(T, None, s, e, C, idx[q], h2, GAUSSIAN, work, out, 0)
+        for q in range(members.shape[0]):
+            tile_sums(T, None, s, e, centers, members[q], work, 0)
         return
     wide = reach > TAYLOR_REACH
     h = math.sqrt(h2)
@@ -218,17 +228,18 @@ def gaussian_group(T, s, e, gap2, far2, C, idx, p0, p1, lead, radius, h2, work, 
     _leader_weights(T, s, e, lead, inv_2h2, work)
     a = work[OFFSETS + d, :d]  # the member's offset from the leader
     acc = work[SHELL + d, :d]  # its weighted offset sums from the leader
-    for q in range(p0, p1):
-        j = idx[q]
+    for q in range(members.shape[0]):
+        j = members[q]
         dd = 0.0
         for k in range(d):
             a[k] = C[j, k] - lead[k]
             dd += a[k] * a[k]
         inside = 0.0 if all_out else float(n)
         if dd == 0.0:  # the leader: its own weights
-            _leader_sums(n, d, h2, j, count_each, inside, work, sums, weights, counts)
+            _leader_sums(n, j, work, sums, weights)
+            counts[j] += _leader_count(n, h2, work) if count_each else inside
             continue
-        counted, unsure, total = _member_weights(n, d, h2, a, dd, count_each, wide, work, acc)
+        counted, unsure, total = _member_weights(n, h2, a, dd, count_each, wide, work, acc)
         if count_each:
             inside = counted
         g = math.exp(-dd * inv_2h2)

@@ -27,7 +27,7 @@ from dshift.kernels._config import (
     SHELL_WEIGHT,
     WEIGHT,
 )
-from dshift.kernels._tile_sums import add3, flat3, tile_sums
+from dshift.kernels._tile_sums import Centers, add3, flat3, tile_sums
 
 #: Centers within this fraction of the bandwidth of a leader form one group (flat kernel):
 #: a point well inside (or outside) the group's ball is inside (or outside) every member's.
@@ -55,6 +55,24 @@ class CenterGroups(NamedTuple):
     members: np.ndarray
     leaders: np.ndarray
     radius: np.ndarray
+
+
+class Group(NamedTuple):
+    """One group of :class:`CenterGroups`, as a tile's routines take it.
+
+    Attributes
+    ----------
+    members : ndarray (n_members,), int64
+        The indices of its centers.
+    lead : ndarray (n_features,), float64
+        Its leader.
+    radius : float
+        Distance from the leader to its farthest member, rounded up by a margin.
+    """
+
+    members: np.ndarray
+    lead: np.ndarray
+    radius: float
 
 
 @numba.njit(**JIT)
@@ -148,12 +166,12 @@ def offset_sums(T, pw, s, e, lo, rel):
 
 
 @numba.njit(**JIT, fastmath=FASTMATH)
-def add_to_members(C, idx, p0, p1, w, offsets, base, out):
+def add_to_members(C, members, w, offsets, base, out):
     """Add points of total weight w and offset sum ``offsets[:d]`` from ``base`` to the
-    sums of the centers ``idx[p0:p1]`` (``out``: the :class:`Sums`)."""
+    sums of the centers ``members`` (``out``: the :class:`Sums`)."""
     sums, weights, counts = out
-    for q in range(p0, p1):
-        j = idx[q]
+    for q in range(members.shape[0]):
+        j = members[q]
         counts[j] += w
         weights[j] += w
         for k in range(C.shape[1]):
@@ -224,16 +242,19 @@ def _copy_shell(T, pw, s, n, d2, core2, outer2, work):
 
 
 @numba.njit(**JIT, fastmath=FASTMATH)
-def core_and_shell(T, pw, s, e, C, idx, p0, p1, lead, radius, h2, work, out):
-    """Flat kernel: add the points T[:, s:e] for the centers ``idx[p0:p1]`` of one group.
+def core_and_shell(T, pw, s, e, centers, group, work):
+    """Flat kernel: add the points T[:, s:e] for the centers of one :class:`Group`.
 
-    Points within ``bandwidth - radius`` of the group's leader ``lead`` (the core) are in
-    every member's ball: they are added once, as offsets from the leader. Only the shell
-    out to ``bandwidth + radius`` is copied to ``work`` and tested per member. Both radii
-    keep a 1e-9 margin that covers rounding, so the result equals the per-point loop's.
-    ``work`` is a :func:`~dshift.kernels._config.work_buffer`; ``out`` the :class:`Sums`.
+    Points within ``bandwidth - radius`` of the group's leader (the core) are in every
+    member's ball: they are added once, as offsets from the leader. Only the shell out to
+    ``bandwidth + radius`` is copied to ``work`` and tested per member. Both radii keep a
+    1e-9 margin that covers rounding, so the result equals the per-point loop's.
+    ``centers`` are the :class:`Centers` (whatever their kernel, the sums are flat ones);
+    ``work`` is a :func:`~dshift.kernels._config.work_buffer`.
     """
+    C, h2, _, out = centers
     sums, weights, counts = out
+    members, lead, radius = group
     d = lead.shape[0]
     h = math.sqrt(h2)
     core2 = (h - radius) ** 2 * (1.0 - 1e-9) if h > radius else -1.0
@@ -242,18 +263,19 @@ def core_and_shell(T, pw, s, e, C, idx, p0, p1, lead, radius, h2, work, out):
     acc = work[WEIGHT, :d]
     core_w = _core(T, pw, s, e, lead, core2, d2, acc)
     if core_w > 0.0:
-        add_to_members(C, idx, p0, p1, core_w, acc, lead, out)
+        add_to_members(C, members, core_w, acc, lead, out)
     ns = _copy_shell(T, pw, s, e - s, d2, core2, outer2, work)
     if ns == 0:
         return
     S = work[SHELL:]
     spw = work[SHELL_WEIGHT]
-    for q in range(p0, p1):
-        j = idx[q]
+    flat = Centers(C, h2, FLAT, out)
+    for q in range(members.shape[0]):
+        j = members[q]
         if d == 3 and pw is None:  # no call per member: the shells are often small
             inside, a0, a1, a2 = flat3(S, 0, ns, C[j, 0], C[j, 1], C[j, 2], h2)
             add3(sums, weights, counts, j, inside, inside, a0, a1, a2)
         elif pw is None:
-            tile_sums(S, None, 0, ns, C, j, h2, FLAT, work, out, 0)
+            tile_sums(S, None, 0, ns, flat, j, work, 0)
         else:
-            tile_sums(S, spw, 0, ns, C, j, h2, FLAT, work, out, 0)
+            tile_sums(S, spw, 0, ns, flat, j, work, 0)

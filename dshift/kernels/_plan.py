@@ -48,7 +48,7 @@ from dshift.kernels._groups import (
     CenterGroups,
     center_groups,
 )
-from dshift.kernels._tile_sums import Sums
+from dshift.kernels._tile_sums import Centers, Sums
 from dshift.kernels._tiles import tile_loop
 
 STRATEGIES = ("short tiles", "long tiles", "center grid", "lattice", "pointwise")
@@ -269,16 +269,17 @@ def chunk_stats(X: np.ndarray, plan: Plan) -> ChunkStats:
     hsums = np.zeros(m)
     X = np.ascontiguousarray(X)
     h2 = float(bandwidth) ** 2
+    centers = Centers(C, h2, kernel, out)
     wcol = columns.weight if columns.weighted else None
     hcol = columns.bandwidth if columns.adaptive else None
     if strategy == "center grid":
-        bad = center_grid_sums(X, C, h2, kernel, wcol, grid, groups, CELL_BLOCK_ROWS, out)
+        bad = center_grid_sums(X, centers, wcol, grid, groups, CELL_BLOCK_ROWS)
     elif strategy == "lattice":
         bad = lattice_sums(X, C, h2, *lattice, out)
     else:
         tile_rows = UNSORTED_TILE_ROWS if strategy == "long tiles" else TILE_ROWS
         boxed = strategy != "long tiles"
-        bad = tile_loop(X, C, h2, kernel, groups, tile_rows, boxed, wcol, hcol, out, hsums)
+        bad = tile_loop(X, centers, groups, tile_rows, boxed, wcol, hcol, hsums)
     return ChunkStats(out.sums, out.weights, out.counts, int(bad), hsums)
 
 

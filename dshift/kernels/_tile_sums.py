@@ -3,8 +3,9 @@
 A tile is a few hundred points transposed into a (features x points) array ``T``, so that
 the loops over points vectorize. A tile's routines take ``T`` with the range ``s:e`` of its
 points, their weights ``pw`` (``None`` for unweighted points: numba compiles a separate,
-weight-free variant, and the ``pw is None`` branches vanish from it), a work buffer laid out
-as :mod:`dshift.kernels._config` names it, and the :class:`Sums` they add to.
+weight-free variant, and the ``pw is None`` branches vanish from it; they only vanish for an
+argument, so ``pw`` is passed on as one, never inside a record), the :class:`Centers`, and a
+work buffer laid out as :mod:`dshift.kernels._config` names it.
 
 Distances are direct sums of squared differences in float64 (not the ``|x|^2 - 2 x.c +
 |c|^2`` expansion), so a point exactly at distance ``bandwidth`` is counted exactly as
@@ -39,6 +40,29 @@ class Sums(NamedTuple):
     sums: np.ndarray
     weights: np.ndarray
     counts: np.ndarray
+
+
+class Centers(NamedTuple):
+    """The centers a block's sums are for, how they weigh points, and the sums they add to.
+
+    The routines unpack it once, at their top: an array taken from a tuple inside a loop
+    over centers or points costs a reference count update each time.
+
+    Attributes
+    ----------
+    C : ndarray (n_centers, n_features), float64
+    h2 : float
+        The squared bandwidth.
+    kernel : int
+        ``FLAT``, ``GAUSSIAN`` or ``EPANECHNIKOV``.
+    out : Sums
+        The accumulators, one row per center.
+    """
+
+    C: np.ndarray
+    h2: float
+    kernel: int
+    out: Sums
 
 
 @numba.njit(**JIT, fastmath=FASTMATH)
@@ -222,14 +246,16 @@ def _add_offsets(T, s, e, C, j, w, sums):
 
 
 @numba.njit(**JIT, fastmath=FASTMATH)
-def tile_sums(T, pw, s, e, C, j, h2, kernel, work, out, count):
-    """Add the kernel sums of the points ``T[:, s:e]`` (features x points) for center j.
+def tile_sums(T, pw, s, e, centers, j, work, count):
+    """Add the kernel sums of the points ``T[:, s:e]`` (features x points) for center j of
+    the :class:`Centers`.
 
     ``pw`` holds point weights, or is None; ``work`` has at least 3 rows of ``e - s``
-    values; ``out`` is the :class:`Sums`. Three dimensions get fused loops (no per-feature
-    passes). Gaussian kernel: ``count`` 0 counts the points within the bandwidth one by
-    one, 1 says all of them are, -1 none (known from the tile's box).
+    values. Three dimensions get fused loops (no per-feature passes). Gaussian kernel:
+    ``count`` 0 counts the points within the bandwidth one by one, 1 says all of them are,
+    -1 none (known from the tile's box).
     """
+    C, h2, kernel, out = centers
     sums, weights, counts = out
     d2, w, scratch = work[D2], work[WEIGHT], work[SCRATCH]
     n = e - s

@@ -28,7 +28,7 @@ from dshift.kernels._config import (
 )
 from dshift.kernels._exp import exp_nonpositive
 from dshift.kernels._gaussian import gaussian_group
-from dshift.kernels._groups import add_to_members, core_and_shell, offset_sums
+from dshift.kernels._groups import Group, add_to_members, core_and_shell, offset_sums
 from dshift.kernels._tile_sums import (
     add3,
     bounding_box,
@@ -65,9 +65,10 @@ def _add_box(C, j, rel, lo, sums, weights, counts):
 
 
 @numba.njit(**JIT, fastmath=FASTMATH)
-def points_sums(tile, C, groups, p0, p1, h2, kernel, work, out):
-    """Add the kernel sums of a tile for the centers ``groups.members[p0:p1]``, listed
-    group by group (``groups``: a :class:`~dshift.kernels._groups.CenterGroups`).
+def points_sums(tile, centers, groups, members, work):
+    """Add the kernel sums of a tile for the centers ``members``, listed group by group
+    (``centers``: the :class:`~dshift.kernels._tile_sums.Centers`; ``groups``: their
+    :class:`~dshift.kernels._groups.CenterGroups`, whose own list of members is not read).
 
     Compact kernels skip a center (or a whole group) whose ball misses the box, and with
     the flat kernel a box wholly inside a center's ball (or every member's) is added from
@@ -79,8 +80,9 @@ def points_sums(tile, C, groups, p0, p1, h2, kernel, work, out):
     centers costs a reference count update per center, which tripled this loop's time.)
     """
     T, pw, s, e, lo, hi = tile
-    group_of, idx, leaders, radius = groups
+    C, h2, kernel, out = centers
     sums, weights, counts = out
+    group_of, _, leaders, radius = groups
     d = lo.shape[0]
     rel = work[SHELL + d, : d + 1]  # the points' offset sums from lo and weight, on first use
     summed = False
@@ -88,16 +90,16 @@ def points_sums(tile, C, groups, p0, p1, h2, kernel, work, out):
     prune_h2 = h2 * (1.0 + 1e-9) + 1e-300
     inner_h2 = h2 * (1.0 - 1e-9)
     h = math.sqrt(h2)
-    p = p0
+    p, p1 = 0, members.shape[0]
     while p < p1:
-        g = group_of[idx[p]]
+        g = group_of[members[p]]
         if g < 0:  # a center alone
-            j = idx[p]
+            j = members[p]
             p += 1
             gap2, far2 = box_reach(lo, hi, C, j)
             if not compact:  # points are counted only if the box straddles the bandwidth
                 count = -1 if gap2 > prune_h2 else (1 if far2 <= inner_h2 else 0)
-                tile_sums(T, pw, s, e, C, j, h2, kernel, work, out, count)
+                tile_sums(T, pw, s, e, centers, j, work, count)
             elif gap2 > prune_h2:
                 continue
             elif kernel == FLAT and far2 <= inner_h2:  # the box is inside the ball: O(d)
@@ -109,24 +111,24 @@ def points_sums(tile, C, groups, p0, p1, h2, kernel, work, out):
                 inside, a0, a1, a2 = flat3(T, s, e, C[j, 0], C[j, 1], C[j, 2], h2)
                 add3(sums, weights, counts, j, inside, inside, a0, a1, a2)
             else:
-                tile_sums(T, pw, s, e, C, j, h2, kernel, work, out, 0)
+                tile_sums(T, pw, s, e, centers, j, work, 0)
             continue
         q = p + 1
-        while q < p1 and group_of[idx[q]] == g:
+        while q < p1 and group_of[members[q]] == g:
             q += 1
         gap2, far2 = box_reach(lo, hi, leaders, g)
         lead, r = leaders[g], radius[g]
         if kernel == GAUSSIAN:
-            gaussian_group(T, s, e, gap2, far2, C, idx, p, q, lead, r, h2, work, out)
+            gaussian_group(T, s, e, gap2, far2, centers, Group(members[p:q], lead, r), work)
         elif gap2 > (h + r) ** 2 * (1.0 + 1e-9) + 1e-300:
             pass
         elif h > r and far2 <= (h - r) ** 2 * (1.0 - 1e-9):
             if not summed:
                 offset_sums(T, pw, s, e, lo, rel)
                 summed = True
-            add_to_members(C, idx, p, q, rel[d], rel, lo, out)
+            add_to_members(C, members[p:q], rel[d], rel, lo, out)
         else:
-            core_and_shell(T, pw, s, e, C, idx, p, q, lead, r, h2, work, out)
+            core_and_shell(T, pw, s, e, centers, Group(members[p:q], lead, r), work)
         p = q
 
 
@@ -212,14 +214,18 @@ def _pointwise_weights(d2, t, h2, kernel, adaptive, cols, w, scratch):
 
 
 @numba.njit(**JIT, fastmath=FASTMATH, inline="always")
-def pointwise_sums(T, t, lo, hi, C, h2, tile_h2, kernel, adaptive, cols, buffers, out, hsums):
-    """Add the sums of the tile ``T[:, :t]`` of weighted (or adaptive) points for every
+def pointwise_sums(tile, centers, tile_h2, adaptive, cols, buffers, hsums):
+    """Add the sums of a tile's weighted (or adaptive) points ``T[:, :e]`` for every
     center: each center runs over the tile's points, unless the box is out of its reach.
 
+    ``cols`` holds the points' weights and bandwidths (the largest squared one:
+    ``tile_h2``), ``hsums`` the sums of weight x bandwidth (``adaptive`` points only).
     ``buffers`` are three separately allocated arrays (squared distances, weights, exp's
     scratch): rows of one work buffer could overlap for all the compiler knows, and its
     alias checks change how the weight sums vectorize (their rounding, and their speed).
     """
+    T, _, _, t, lo, hi = tile
+    C, h2, kernel, out = centers
     sums, weights, counts = out
     m, d = C.shape
     d2, w, scratch = buffers[0][:t], buffers[1], buffers[2]
@@ -255,17 +261,20 @@ def pointwise_sums(T, t, lo, hi, C, h2, tile_h2, kernel, adaptive, cols, buffers
 
 
 @numba.njit(**JIT, fastmath=FASTMATH)
-def tile_loop(X, C, h2, kernel, groups, tile_rows, boxed, wcol, hcol, out, hsums):
+def tile_loop(X, centers, groups, tile_rows, boxed, wcol, hcol, hsums):
     """Add the kernel sums of the block X (features first, then the optional weight column
-    ``wcol`` and bandwidth column ``hcol``) for the centers ``C``, a tile at a time.
+    ``wcol`` and bandwidth column ``hcol``) for the :class:`~dshift.kernels._tile_sums.Centers`
+    (grouped as ``groups`` says), a tile at a time; ``hsums``: the sums of weight x
+    bandwidth, added to with per-point bandwidths.
 
     Plain points use ``tile_rows``-row tiles, with their bounding box when ``boxed`` (rows
     in spatial order) and with an unbounded one otherwise (it would prune nothing, and the
     min/max loops do not vectorize); weighted or adaptive points use boxed
     ``tile_rows``-row tiles. Returns the count of NaN, infinite or out-of-range values.
     """
+    C, h2, _, _ = centers
+    members = groups.members
     n, d = X.shape[0], C.shape[1]
-    m = C.shape[0]
     T = np.empty((d, tile_rows))
     work = work_buffer(d, tile_rows)
     lo = np.full(d, -np.inf)
@@ -279,12 +288,11 @@ def tile_loop(X, C, h2, kernel, groups, tile_rows, boxed, wcol, hcol, out, hsums
         transpose(X, start, t, T)
         if wcol is None and hcol is None:
             nonfinite += bounding_box(T, 0, t, lo, hi) if boxed else count_nonfinite(T, t)
-            points_sums(Tile(T, None, 0, t, lo, hi), C, groups, 0, m, h2, kernel, work, out)
+            points_sums(Tile(T, None, 0, t, lo, hi), centers, groups, members, work)
         else:
             tile_h2 = _load_columns(X, start, t, d, wcol, hcol, h2, cols)
             nonfinite += bounding_box(T, 0, t, lo, hi)
             adaptive = hcol is not None
-            pointwise_sums(
-                T, t, lo, hi, C, h2, tile_h2, kernel, adaptive, cols, buffers, out, hsums
-            )
+            tile = Tile(T, cols.pw, 0, t, lo, hi)
+            pointwise_sums(tile, centers, tile_h2, adaptive, cols, buffers, hsums)
     return nonfinite

@@ -11,7 +11,7 @@ from dshift._columns import Columns
 from dshift.kernels._center_grid import MAX_GRID_ENTRIES, center_grid, center_grid_sums
 from dshift.kernels._config import CELL_BLOCK_ROWS
 from dshift.kernels._groups import center_groups
-from dshift.kernels._tile_sums import Sums
+from dshift.kernels._tile_sums import Centers, Sums
 from tests.reference import packed, ref_near_box, size
 
 
@@ -20,8 +20,8 @@ def grid_sums(block, p: kernels.Plan, block_rows: int) -> tuple[Sums, int]:
     m, d = p.centers.shape
     out = Sums(np.zeros((m, d)), np.zeros(m), np.zeros(m))
     wcol = p.columns.weight if p.columns.weighted else None
-    h2 = p.bandwidth**2
-    bad = center_grid_sums(block, p.centers, h2, p.kernel, wcol, p.grid, p.groups, block_rows, out)
+    centers = Centers(p.centers, p.bandwidth**2, p.kernel, out)
+    bad = center_grid_sums(block, centers, wcol, p.grid, p.groups, block_rows)
     return out, bad
 
 

@@ -11,6 +11,7 @@ from dshift._columns import Columns
 from dshift._limits import MAX_ABS
 from dshift.kernels._config import work_buffer
 from dshift.kernels._tile_sums import (
+    Centers,
     Sums,
     bounding_box,
     box_reach,
@@ -75,7 +76,7 @@ def test_tile_sums_of_a_slice_match_the_dense_sums(kernel, d, weighted):
     for count in (0, 1, -1) if kernel == "gaussian" else (0,):
         out = Sums(np.zeros((len(C), d)), np.zeros(len(C)), np.zeros(len(C)))
         for j in range(len(C)):
-            tile_sums(T, pw, s, e, C, j, bw * bw, code, work, out, count)
+            tile_sums(T, pw, s, e, Centers(C, bw * bw, code, out), j, work, count)
         total = (e - s) if pw is None else pw[s:e].sum()
         assert_array_equal(out.counts, {0: ref.counts, 1: total, -1: 0.0}[count])
         assert_allclose(out.weights, ref.weights, rtol=1e-12, atol=1e-14)  # 1 - 1 to rounding
