@@ -12,6 +12,7 @@ center.
 from __future__ import annotations
 
 import math
+from typing import NamedTuple
 
 import numba
 import numpy as np
@@ -251,12 +252,26 @@ def gaussian_group(T, s, e, gap2, far2, centers, group, work):
         counts[j] += inside
 
 
-def axis_lattice(centers: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
+class Lattice(NamedTuple):
+    """Centers on a lattice (see :func:`axis_lattice`).
+
+    Attributes
+    ----------
+    values : ndarray (n_values,), float64
+        The distinct values of each coordinate, one axis after the other.
+    index : ndarray (n_centers, n_features), int64
+        For each center and axis, the row of its coordinate in ``values``.
+    """
+
+    values: np.ndarray
+    index: np.ndarray
+
+
+def axis_lattice(centers: np.ndarray) -> Lattice | None:
     """The distinct values of each coordinate of ``centers``, when they are few.
 
-    Returns ``(values, index)``: the per-axis distinct values one axis after the other,
-    and for each center and axis the row of its coordinate in ``values``; None when the
-    centers are not on a lattice with few enough values (see ``MAX_AXIS_VALUES``).
+    Returns the :class:`Lattice` of the centers, or None when they are not on a lattice
+    with few enough values (see ``MAX_AXIS_VALUES``).
 
     Examples
     --------
@@ -278,12 +293,13 @@ def axis_lattice(centers: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
         offset += len(axis)
         if offset > limit:
             return None
-    return np.concatenate(values), index
+    return Lattice(np.concatenate(values), index)
 
 
 @numba.njit(**JIT, fastmath=FASTMATH, inline="always")
-def _lattice_center3(T, t, E, index, C, j, h2, far, sums, weights, counts):
-    """Center j's sums from the per-axis factors ``E``, 3 features in one fused pass."""
+def _lattice_center3(T, t, E, index, C, j, h2, far):
+    """Center j's count, weight and offset sums from the per-axis factors ``E``, for 3
+    features in one fused pass."""
     e0, e1, e2 = E[index[j, 0], :t], E[index[j, 1], :t], E[index[j, 2], :t]
     c0, c1, c2 = C[j, 0], C[j, 1], C[j, 2]
     t0, t1, t2 = T[0, :t], T[1, :t], T[2, :t]
@@ -299,65 +315,79 @@ def _lattice_center3(T, t, E, index, C, j, h2, far, sums, weights, counts):
         a0 += wi * u0
         a1 += wi * u1
         a2 += wi * u2
-    add3(sums, weights, counts, j, inside, total, a0, a1, a2)
+    return inside, total, a0, a1, a2
 
 
 @numba.njit(**JIT, fastmath=FASTMATH, inline="always")
-def _lattice_center(T, t, E, index, C, j, h2, far, w, scratch, sums, weights, counts):
-    """Center j's sums from the per-axis factors ``E``, any number of features."""
-    d = C.shape[1]
-    wt = w[:t]
-    wt[:] = E[index[j, 0], :t]
-    for k in range(1, d):
-        ek = E[index[j, k], :t]
-        for i in range(t):
-            wt[i] *= ek[i]
-    d2 = scratch[:t]  # feature by feature, as tile_sums sums it (same rounding)
-    d2[:] = 0.0
-    for k in range(d):
-        c = C[j, k]
-        tk = T[k, :t]
-        for i in range(t):
-            diff = tk[i] - c
-            d2[i] += diff * diff
-    inside = 0.0
-    total = 0.0
-    for i in range(t):  # the support and the count need the squared distance
-        q = d2[i]
-        inside += 1.0 if q <= h2 else 0.0
-        wi = wt[i] if q <= far else 0.0
-        wt[i] = wi
-        total += wi
-    counts[j] += inside
-    weights[j] += total
-    for k in range(d):
-        c = C[j, k]
-        tk = T[k, :t]
-        acc = 0.0
-        for i in range(t):
-            acc += wt[i] * (tk[i] - c)
-        sums[j, k] += acc
+def _lattice_tile(T, t, E, index, centers, buffers):
+    """Add the sums of the tile ``T[:, :t]`` for every center of the
+    :class:`~dshift.kernels._tile_sums.Centers`, from the per-axis factors ``E`` (a row
+    per axis value); ``buffers``: two separately allocated rows of ``t`` values or more."""
+    C, h2, _, out = centers
+    sums, weights, counts = out
+    w, scratch = buffers
+    m, d = C.shape
+    inv_2h2 = 0.5 / h2 if h2 > 0 else 0.0
+    far = 708.0 / inv_2h2 if h2 > 0 else 0.0  # beyond, the exp underflows to 0 as usual
+    for j in range(m):
+        if d == 3:
+            inside, total, a0, a1, a2 = _lattice_center3(T, t, E, index, C, j, h2, far)
+            add3(sums, weights, counts, j, inside, total, a0, a1, a2)
+            continue
+        wt = w[:t]
+        wt[:] = E[index[j, 0], :t]
+        for k in range(1, d):
+            ek = E[index[j, k], :t]
+            for i in range(t):
+                wt[i] *= ek[i]
+        d2 = scratch[:t]  # feature by feature, as tile_sums sums it (same rounding)
+        d2[:] = 0.0
+        for k in range(d):
+            c = C[j, k]
+            tk = T[k, :t]
+            for i in range(t):
+                diff = tk[i] - c
+                d2[i] += diff * diff
+        inside = 0.0
+        total = 0.0
+        for i in range(t):  # the support and the count need the squared distance
+            q = d2[i]
+            inside += 1.0 if q <= h2 else 0.0
+            wi = wt[i] if q <= far else 0.0
+            wt[i] = wi
+            total += wi
+        counts[j] += inside
+        weights[j] += total
+        for k in range(d):
+            c = C[j, k]
+            tk = T[k, :t]
+            acc = 0.0
+            for i in range(t):
+                acc += wt[i] * (tk[i] - c)
+            sums[j, k] += acc
 
 
 @numba.njit(**JIT, fastmath=FASTMATH)
-def lattice_sums(X, C, h2, values, index, out):
-    """Gaussian kernel, unweighted points, centers on a lattice (see :func:`axis_lattice`):
-    add the sums of the block X, a tile at a time, with one exp per point and distinct
-    coordinate value; returns the count of NaN, infinite or out-of-range values."""
+def lattice_sums(X, centers, lattice):
+    """Gaussian kernel, unweighted points, centers on a :class:`Lattice`: add the sums of
+    the block X for the :class:`~dshift.kernels._tile_sums.Centers`, a tile at a time, with
+    one exp per point and distinct coordinate value; returns the count of NaN, infinite or
+    out-of-range values."""
     n, d = X.shape
-    m = C.shape[0]
+    m = centers.C.shape[0]
+    h2 = centers.h2
+    values, index = lattice
     nv = values.shape[0]
-    sums, weights, counts = out
     T = np.empty((d, TILE_ROWS))
     E = np.empty((nv, TILE_ROWS))  # a row per axis value: its factor for each point
     w = np.empty(TILE_ROWS)
     scratch = np.empty(TILE_ROWS)
+    buffers = (w, scratch)
     axis_of = np.empty(nv, np.int64)
     for k in range(d):
         for j in range(m):
             axis_of[index[j, k]] = k
     inv_2h2 = 0.5 / h2 if h2 > 0 else 0.0
-    far = 708.0 / inv_2h2 if h2 > 0 else 0.0  # beyond, the exp underflows to 0 as usual
     nonfinite = 0
     for start in range(0, n, TILE_ROWS):
         t = min(TILE_ROWS, n - start)
@@ -371,9 +401,5 @@ def lattice_sums(X, C, h2, values, index, out):
                 u = tk[i] - g
                 ev[i] = -u * u * inv_2h2
             exp_nonpositive(ev, scratch[:t])
-        for j in range(m):
-            if d == 3:
-                _lattice_center3(T, t, E, index, C, j, h2, far, sums, weights, counts)
-            else:
-                _lattice_center(T, t, E, index, C, j, h2, far, w, scratch, sums, weights, counts)
+        _lattice_tile(T, t, E, index, centers, buffers)
     return nonfinite

@@ -41,7 +41,7 @@ from dshift.kernels._config import (
     TILE_ROWS,
     UNSORTED_TILE_ROWS,
 )
-from dshift.kernels._gaussian import axis_lattice, lattice_sums
+from dshift.kernels._gaussian import Lattice, axis_lattice, lattice_sums
 from dshift.kernels._groups import (
     GAUSSIAN_GROUP_RADIUS,
     GROUP_RADIUS,
@@ -74,7 +74,7 @@ class Plan(NamedTuple):
         Centers close together (no groups: every center alone).
     grid : CenterGrid or None
         With the ``"center grid"`` strategy.
-    lattice : tuple (values, index) or None
+    lattice : Lattice or None
         With the ``"lattice"`` strategy (see :func:`axis_lattice`).
     """
 
@@ -85,7 +85,7 @@ class Plan(NamedTuple):
     strategy: str
     groups: CenterGroups
     grid: CenterGrid | None = None
-    lattice: tuple[np.ndarray, np.ndarray] | None = None
+    lattice: Lattice | None = None
 
 
 class ChunkStats(NamedTuple):
@@ -275,7 +275,7 @@ def chunk_stats(X: np.ndarray, plan: Plan) -> ChunkStats:
     if strategy == "center grid":
         bad = center_grid_sums(X, centers, wcol, grid, groups, CELL_BLOCK_ROWS)
     elif strategy == "lattice":
-        bad = lattice_sums(X, C, h2, *lattice, out)
+        bad = lattice_sums(X, centers, lattice)
     else:
         tile_rows = UNSORTED_TILE_ROWS if strategy == "long tiles" else TILE_ROWS
         boxed = strategy != "long tiles"
