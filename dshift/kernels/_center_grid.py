@@ -118,11 +118,37 @@ def _cell_of_rows(R, rows, lo, inv, edge, cellf, cell_of):
     return nonfinite
 
 
+class Buckets(NamedTuple):
+    """A block's rows sorted by center-grid cell (see :func:`_bucket`).
+
+    Attributes
+    ----------
+    T : ndarray (n_features, block rows), float64
+        The rows, transposed, cell after cell.
+    pw : ndarray (block rows,), float64
+        Their weights (ones for unweighted points).
+    touched : ndarray (block rows,), int64
+        The cells the rows fall in, in the order of their first row.
+    begin : ndarray (block rows + 1,), int64
+        Where each touched cell's rows begin in ``T`` (and, last, where they end).
+    fill : ndarray (n_cells,), int32
+        Per cell of the grid: its rows, then the next write position (zero between
+        blocks: the caller resets the touched cells').
+    """
+
+    T: np.ndarray
+    pw: np.ndarray
+    touched: np.ndarray
+    begin: np.ndarray
+    fill: np.ndarray
+
+
 @numba.njit(**JIT)
-def _bucket(X, first, rows, R, cell_of, start, wcol, fill, touched, begin, T, pw):
-    """Sort the rows ``R[:, :rows]`` (with their weights from X's column ``wcol``) into
-    ``T`` by cell (the cells they touch listed in ``touched``, their ranges in ``begin``);
-    returns the number of touched cells."""
+def _bucket(X, first, rows, R, cell_of, start, wcol, buckets):
+    """Sort the rows ``R[:, :rows]`` (with their weights from X's column ``wcol``) by their
+    cells ``cell_of`` into the :class:`Buckets` (``start``: the grid's CSR offsets, a cell
+    no center reaches gets no rows); returns the number of touched cells."""
+    T, pw, touched, begin, fill = buckets
     d = R.shape[0]
     n_touched = 0
     for i in range(rows):
@@ -177,6 +203,7 @@ def center_grid_sums(X, centers, wcol, grid, groups, block):
     begin = np.empty(b + 1, np.int64)
     T = np.empty((d, b))  # ... and bucketed by cell
     pw = np.ones(b)
+    buckets = Buckets(T, pw, touched, begin, fill)
     work = work_buffer(d, TILE_ROWS)
     box_lo = np.empty(d)
     box_hi = np.empty(d)
@@ -185,7 +212,7 @@ def center_grid_sums(X, centers, wcol, grid, groups, block):
         rows = min(b, n - first)
         transpose(X, first, rows, R)
         nonfinite += _cell_of_rows(R, rows, lo, inv, edge, cellf, cell_of)
-        n_touched = _bucket(X, first, rows, R, cell_of, start, wcol, fill, touched, begin, T, pw)
+        n_touched = _bucket(X, first, rows, R, cell_of, start, wcol, buckets)
         for t in range(n_touched):
             cell = touched[t]
             fill[cell] = 0
