@@ -298,7 +298,7 @@ def axis_lattice(centers: np.ndarray) -> Lattice | None:
 
 @numba.njit(**JIT, fastmath=FASTMATH, inline="always")
 def _lattice_center3(T, t, E, index, C, j, h2, far):
-    """Center j's count, weight and offset sums from the per-axis factors ``E``, for 3
+    """Center j's count, weight and (offset sums) from the per-axis factors ``E``, for 3
     features in one fused pass."""
     e0, e1, e2 = E[index[j, 0], :t], E[index[j, 1], :t], E[index[j, 2], :t]
     c0, c1, c2 = C[j, 0], C[j, 1], C[j, 2]
@@ -315,7 +315,7 @@ def _lattice_center3(T, t, E, index, C, j, h2, far):
         a0 += wi * u0
         a1 += wi * u1
         a2 += wi * u2
-    return inside, total, a0, a1, a2
+    return inside, total, (a0, a1, a2)
 
 
 @numba.njit(**JIT, fastmath=FASTMATH, inline="always")
@@ -331,8 +331,8 @@ def _lattice_tile(T, t, E, index, centers, buffers):
     far = 708.0 / inv_2h2 if h2 > 0 else 0.0  # beyond, the exp underflows to 0 as usual
     for j in range(m):
         if d == 3:
-            inside, total, a0, a1, a2 = _lattice_center3(T, t, E, index, C, j, h2, far)
-            add3(sums, weights, counts, j, inside, total, a0, a1, a2)
+            inside, total, offsets = _lattice_center3(T, t, E, index, C, j, h2, far)
+            add3(sums, weights, counts, j, inside, total, offsets)
             continue
         wt = w[:t]
         wt[:] = E[index[j, 0], :t]

@@ -273,8 +273,8 @@ def core_and_shell(T, pw, s, e, centers, group, work):
     for q in range(members.shape[0]):
         j = members[q]
         if d == 3 and pw is None:  # no call per member: the shells are often small
-            inside, a0, a1, a2 = flat3(S, 0, ns, C[j, 0], C[j, 1], C[j, 2], h2)
-            add3(sums, weights, counts, j, inside, inside, a0, a1, a2)
+            inside, offsets = flat3(S, 0, ns, C[j, 0], C[j, 1], C[j, 2], h2)
+            add3(sums, weights, counts, j, inside, inside, offsets)
         elif pw is None:
             tile_sums(S, None, 0, ns, flat, j, work, 0)
         else:

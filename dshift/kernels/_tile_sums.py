@@ -126,7 +126,7 @@ def box_reach(lo, hi, P, r):
 
 @numba.njit(**JIT, fastmath=FASTMATH, inline="always")
 def flat3(T, s, e, c0, c1, c2, h2):
-    """Flat kernel, 3-d, unweighted: (count, offset sums) of T[:, s:e] for one center."""
+    """Flat kernel, 3-d, unweighted: (count, (offset sums)) of T[:, s:e] for one center."""
     t0, t1, t2 = T[0, s:e], T[1, s:e], T[2, s:e]
     inside = 0.0
     a0 = a1 = a2 = 0.0
@@ -139,12 +139,13 @@ def flat3(T, s, e, c0, c1, c2, h2):
         a0 += wi * u0
         a1 += wi * u1
         a2 += wi * u2
-    return inside, a0, a1, a2
+    return inside, (a0, a1, a2)
 
 
 @numba.njit(**JIT, fastmath=FASTMATH, inline="always")
-def add3(sums, weights, counts, j, count, weight, a0, a1, a2):
-    """Add a count, a weight and 3-d offset sums to center j's sums."""
+def add3(sums, weights, counts, j, count, weight, offsets):
+    """Add a count, a weight and 3-d offset sums (a tuple) to center j's sums."""
+    a0, a1, a2 = offsets
     counts[j] += count
     weights[j] += weight
     sums[j, 0] += a0
@@ -260,9 +261,9 @@ def tile_sums(T, pw, s, e, centers, j, work, count):
     d2, w, scratch = work[D2], work[WEIGHT], work[SCRATCH]
     n = e - s
     if C.shape[1] == 3 and kernel == FLAT and pw is None:  # one pass, all in registers
-        inside, a0, a1, a2 = flat3(T, s, e, C[j, 0], C[j, 1], C[j, 2], h2)
+        inside, offsets = flat3(T, s, e, C[j, 0], C[j, 1], C[j, 2], h2)
         if inside > 0.0:
-            add3(sums, weights, counts, j, inside, inside, a0, a1, a2)
+            add3(sums, weights, counts, j, inside, inside, offsets)
         return
     _squared_distances(T, s, e, C, j, d2)
     if kernel == GAUSSIAN:

@@ -108,8 +108,8 @@ def points_sums(tile, centers, groups, members, work):
                     summed = True
                 _add_box(C, j, rel, lo, sums, weights, counts)
             elif kernel == FLAT and d == 3 and pw is None:  # no call: tiles can be small
-                inside, a0, a1, a2 = flat3(T, s, e, C[j, 0], C[j, 1], C[j, 2], h2)
-                add3(sums, weights, counts, j, inside, inside, a0, a1, a2)
+                inside, offsets = flat3(T, s, e, C[j, 0], C[j, 1], C[j, 2], h2)
+                add3(sums, weights, counts, j, inside, inside, offsets)
             else:
                 tile_sums(T, pw, s, e, centers, j, work, 0)
             continue
