@@ -148,47 +148,52 @@ class PointColumns(NamedTuple):
 @numba.njit(**JIT, fastmath=FASTMATH, inline="always")
 def _load_columns(X, start, t, d, wcol, hcol, h2, cols):
     """Load the tile's weights and bandwidths; returns the largest squared bandwidth."""
+    pw, ph, ph2, pnorm = cols
     if wcol is not None:  # point weights ride in a column after the features
         for i in range(t):
-            cols.pw[i] = np.float64(X[start + i, wcol])
+            pw[i] = np.float64(X[start + i, wcol])
     if hcol is None:
         return h2
     log_href = 0.5 * math.log(h2) if h2 > 0 else 0.0  # reference for the adaptive weights
     tile_h2 = 0.0
     for i in range(t):  # and so do per-point bandwidths
         hv = np.float64(X[start + i, hcol])
-        cols.ph[i] = hv
-        cols.ph2[i] = hv * hv
+        ph[i] = hv
+        ph2[i] = hv * hv
         # w / (h_i / h)^d, in log space so that high dimensions cannot overflow
-        cols.pnorm[i] = cols.pw[i] * math.exp(
-            min(700.0, max(-700.0, d * (log_href - math.log(hv))))
-        )
+        pnorm[i] = pw[i] * math.exp(min(700.0, max(-700.0, d * (log_href - math.log(hv)))))
         tile_h2 = max(tile_h2, hv * hv)
     return tile_h2
 
 
 @numba.njit(**JIT, fastmath=FASTMATH, inline="always")
-def _pointwise_weights(d2, t, h2, kernel, adaptive, cols, w, scratch):
-    """w[:t] <- kernel weights from the squared distances (each point's own bandwidth if
-    ``adaptive``); returns (weight within the bandwidth, total weight)."""
-    pw, ph2, pnorm = cols.pw, cols.ph2, cols.pnorm
+def _adaptive_weights(d2, t, kernel, pw, ph2, pnorm, w, scratch):
+    """w[:t] <- kernel weights from the squared distances, each point with its own squared
+    bandwidth ``ph2`` and factor ``pnorm`` (see :class:`PointColumns`); returns the weight
+    within the bandwidth."""
     inside = 0.0
-    if adaptive:
+    for i in range(t):
+        inside += pw[i] if d2[i] <= ph2[i] else 0.0
+    if kernel == FLAT:
         for i in range(t):
-            inside += pw[i] if d2[i] <= ph2[i] else 0.0
-        if kernel == FLAT:
-            for i in range(t):
-                w[i] = pnorm[i] if d2[i] <= ph2[i] else 0.0
-        elif kernel == GAUSSIAN:
-            for i in range(t):
-                w[i] = -0.5 * d2[i] / ph2[i]
-            exp_nonpositive(w[:t], scratch[:t])
-            for i in range(t):
-                w[i] *= pnorm[i]
-        else:
-            for i in range(t):
-                w[i] = (1.0 - d2[i] / ph2[i]) * pnorm[i] if d2[i] <= ph2[i] else 0.0
-        return inside, 0.0
+            w[i] = pnorm[i] if d2[i] <= ph2[i] else 0.0
+    elif kernel == GAUSSIAN:
+        for i in range(t):
+            w[i] = -0.5 * d2[i] / ph2[i]
+        exp_nonpositive(w[:t], scratch[:t])
+        for i in range(t):
+            w[i] *= pnorm[i]
+    else:
+        for i in range(t):
+            w[i] = (1.0 - d2[i] / ph2[i]) * pnorm[i] if d2[i] <= ph2[i] else 0.0
+    return inside
+
+
+@numba.njit(**JIT, fastmath=FASTMATH, inline="always")
+def _weighted_weights(d2, t, h2, kernel, pw, w, scratch):
+    """w[:t] <- kernel weights from the squared distances, for points of weights ``pw``;
+    returns (weight within the bandwidth, total weight)."""
+    inside = 0.0
     for i in range(t):
         inside += pw[i] if d2[i] <= h2 else 0.0
     if kernel == FLAT:
@@ -215,11 +220,12 @@ def _pointwise_weights(d2, t, h2, kernel, adaptive, cols, w, scratch):
 
 @numba.njit(**JIT, fastmath=FASTMATH, inline="always")
 def pointwise_sums(tile, centers, tile_h2, adaptive, cols, buffers, hsums):
-    """Add the sums of a tile's weighted (or adaptive) points ``T[:, :e]`` for every
-    center: each center runs over the tile's points, unless the box is out of its reach.
+    """Add the sums of a :class:`Tile` of weighted (or ``adaptive``) points, from its
+    first, for every center: each center runs over the tile's points, unless the box is
+    out of its reach.
 
-    ``cols`` holds the points' weights and bandwidths (the largest squared one:
-    ``tile_h2``), ``hsums`` the sums of weight x bandwidth (``adaptive`` points only).
+    ``cols`` are the points' :class:`PointColumns` (the largest squared bandwidth:
+    ``tile_h2``), ``hsums`` the sums of weight x bandwidth (adaptive points only).
     ``buffers`` are three separately allocated arrays (squared distances, weights, exp's
     scratch): rows of one work buffer could overlap for all the compiler knows, and its
     alias checks change how the weight sums vectorize (their rounding, and their speed).
@@ -227,6 +233,7 @@ def pointwise_sums(tile, centers, tile_h2, adaptive, cols, buffers, hsums):
     T, _, _, t, lo, hi = tile
     C, h2, kernel, out = centers
     sums, weights, counts = out
+    pw, ph, ph2, pnorm = cols
     m, d = C.shape
     d2, w, scratch = buffers[0][:t], buffers[1], buffers[2]
     # A tile is skipped for a center only if its bounding box is farther than the
@@ -242,13 +249,15 @@ def pointwise_sums(tile, centers, tile_h2, adaptive, cols, buffers, hsums):
             for i in range(t):
                 diff = T[k, i] - c
                 d2[i] += diff * diff
-        inside, total = _pointwise_weights(d2, t, h2, kernel, adaptive, cols, w, scratch)
         if adaptive:
-            hacc = 0.0
+            inside = _adaptive_weights(d2, t, kernel, pw, ph2, pnorm, w, scratch)
+            total = hacc = 0.0
             for i in range(t):
                 total += w[i]
-                hacc += w[i] * cols.ph[i]
+                hacc += w[i] * ph[i]
             hsums[j] += hacc
+        else:
+            inside, total = _weighted_weights(d2, t, h2, kernel, pw, w, scratch)
         counts[j] += inside
         if total > 0.0:
             weights[j] += total
