@@ -16,12 +16,13 @@ $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 
-$(DEMO_STAMP): pyproject.toml | $(BIN)/python
-	$(BIN)/python -m pip install --quiet -e ".[plots]"
+# docker/constraints.txt pins the versions the image runs: tests and demo run the same
+$(DEMO_STAMP): pyproject.toml docker/constraints.txt | $(BIN)/python
+	$(BIN)/python -m pip install --quiet -c docker/constraints.txt -e ".[plots]"
 	touch $@
 
-$(TEST_STAMP): pyproject.toml | $(BIN)/python
-	$(BIN)/python -m pip install --quiet -e ".[test,plots,dashboard]"
+$(TEST_STAMP): pyproject.toml docker/constraints.txt | $(BIN)/python
+	$(BIN)/python -m pip install --quiet -c docker/constraints.txt -e ".[test,plots,dashboard]"
 	touch $@
 
 # everything the tests, the examples and benchmarks/ use

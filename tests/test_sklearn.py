@@ -6,6 +6,9 @@ on both implementations, and the answers are compared, not written down.
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 import scipy.sparse
@@ -291,3 +294,20 @@ def test_sparse_input_is_refused_with_a_type_error():
         MeanShift(bandwidth=1.0).fit(scipy.sparse.csr_matrix(X_SK))
     with pytest.raises(TypeError, match="dense data is required"):
         dshift.estimate_bandwidth(scipy.sparse.lil_matrix(X_SK))
+
+
+def test_workers_do_not_import_scikit_learn():
+    # a worker unpickles dshift's chunk tasks: importing those must not cost scikit-learn
+    code = (
+        "import sys, dshift, dshift._iterate, dshift.kernels, dshift._zarr_input;"
+        "print('sklearn' in sys.modules);"
+        "dshift.MeanShift;"
+        "print('sklearn' in sys.modules)"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=120
+    ).stdout.split()
+    assert out == ["False", "True"]
+    assert {"MeanShift", "NotFittedError", "write_result"} <= set(dir(dshift))
+    with pytest.raises(AttributeError, match="no attribute 'nope'"):
+        dshift.nope  # noqa: B018
