@@ -24,7 +24,17 @@ _PUBLIC = {
     "write_result": "dshift._results",
 }
 
-__all__ = sorted([*_PUBLIC, "__version__"])
+__all__ = [
+    "MeanShift",
+    "NotFittedError",
+    "SchedulerLostError",
+    "Step",
+    "__version__",
+    "estimate_bandwidth",
+    "get_bin_seeds",
+    "mean_shift",
+    "write_result",
+]
 
 if TYPE_CHECKING:
     from sklearn.exceptions import NotFittedError

@@ -309,5 +309,6 @@ def test_workers_do_not_import_scikit_learn():
     ).stdout.split()
     assert out == ["False", "True"]
     assert {"MeanShift", "NotFittedError", "write_result"} <= set(dir(dshift))
+    assert sorted(dshift.__all__) == sorted([*dshift._PUBLIC, "__version__"])
     with pytest.raises(AttributeError, match="no attribute 'nope'"):
         dshift.nope  # noqa: B018
