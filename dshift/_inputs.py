@@ -202,9 +202,7 @@ def _from_dask_frame(X: Any, row_chunks: int | None, name: str, n_features: int 
     Xd, _ = as_dask_array(arr, row_chunks=row_chunks, name=name, n_features=n_features)
     index = frame.index
 
-    def wrap(labels: Any) -> Any:
-        if isinstance(labels, np.ndarray):  # never: a dask frame's labels stay lazy
-            labels = da.from_array(labels, chunks=(Xd.chunks[0],))
+    def wrap(labels: da.Array) -> Any:  # lazy: a dask frame is never in memory
         return dd.from_dask_array(labels, columns="labels", index=index)
 
     return Xd, Kind(False, _string_names(frame.columns), wrap)
