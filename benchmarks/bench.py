@@ -1,13 +1,16 @@
-"""Side-by-side benchmarks: dshift against scikit-learn and the naive dense dask approach.
+"""Side-by-side benchmarks: dshift against scikit-learn, mlpack and the naive dense dask approach.
 
-Run from the repository root after `make install` (needs the test extras):
+Run from the repository root after `make install` (needs the test extras; mlpack comes with
+the bench extra, `pip install -c docker/constraints.txt -e ".[bench]"`, and without it the
+mlpack columns show a dash):
 
     .venv/bin/python benchmarks/bench.py            # all cases, ~10 minutes on 2 cores
     .venv/bin/python benchmarks/bench.py --quick    # 1e5-point cases only
     .venv/bin/python benchmarks/bench.py --large    # also the 1e8-point scaling point
 
 Every case checks that the answers agree before it reports a time, so a fast wrong answer
-cannot pass. Results go to benchmarks/results/latest.json, the table in
+cannot pass. mlpack seeds and stops by its own rules, so its centers are compared as sets and
+reported, without failing the run. Results go to benchmarks/results/latest.json, the table in
 benchmarks/README.md (between the RESULTS markers) and benchmarks/time_vs_n.png.
 """
 
@@ -35,6 +38,11 @@ from sklearn.datasets import make_blobs
 import dshift
 from dshift import datasets
 
+try:
+    import mlpack
+except ImportError:  # the bench extra is not installed: the mlpack columns show a dash
+    mlpack = None
+
 sys.path.insert(0, str(Path(__file__).parent))
 from naive import naive_mean_shift
 
@@ -42,6 +50,7 @@ HERE = Path(__file__).parent
 WORKERS, THREADS = 2, 1
 CORES = WORKERS * THREADS
 BANDWIDTH = 2.0
+NONE = "\u2013"  # an en dash: the table's cell where a peer did not run
 
 
 def blobs(n, d=3, seed=0):
@@ -98,6 +107,9 @@ def case_vs_sklearn(name, X, *, bandwidth=BANDWIDTH, kernel="flat", seeds=None):
     ours, t_ours = timed(lambda: dshift.MeanShift(**ds_params).fit(X))
     ok, err = same_centers(ours.cluster_centers_, ref.cluster_centers_, 1e-3 * bandwidth)
     labels_equal = bool(np.array_equal(ours.labels_, ref.labels_))
+    mlpack_figures = (
+        {} if mlpack is None else mlpack_peer(X, bandwidth, ours, t_ours, seeds is not None)
+    )
     row = {
         "case": name,
         "n": n,
@@ -110,8 +122,33 @@ def case_vs_sklearn(name, X, *, bandwidth=BANDWIDTH, kernel="flat", seeds=None):
         "speedup": t_ref / t_ours,
         "agree": bool(ok and labels_equal and ours.n_iter_ == ref.n_iter_),
         "max_center_error": err,
+        **mlpack_figures,
     }
     return row
+
+
+def mlpack_peer(X, bandwidth, ours, t_ours, given_seeds):
+    """mlpack's mean shift (flat kernel, bin seeding) on the same X, radius = bandwidth.
+
+    mlpack takes no seeds: with ``given_seeds`` it still seeds itself from bins. Its seeds
+    (bin corners, not centers) and its merging (first converged center kept) differ from
+    scikit-learn's and dshift's, so the centers are compared as sets: agreement is the same
+    number of clusters and every center within 0.1 * bandwidth of one of the other set.
+    """
+    X = np.ascontiguousarray(X, dtype=np.float64)  # the binding converts to float64 anyway
+    mlpack.mean_shift(input_=X[:2000], radius=bandwidth)  # warm: load the library
+    out, t_ml = timed(lambda: mlpack.mean_shift(input_=X, radius=bandwidth))
+    centers = np.asarray(out["centroid"]).reshape(-1, X.shape[1])
+    dist = set_distance(centers, ours.cluster_centers_) if len(centers) else float("inf")
+    same_count = len(centers) == len(ours.cluster_centers_)
+    return {
+        "mlpack_seconds": t_ml,
+        "mlpack_speedup": t_ml / t_ours,
+        "mlpack_clusters": len(centers),
+        "mlpack_set_distance": dist,
+        "mlpack_agree": bool(same_count and dist <= 0.1 * bandwidth),
+        "mlpack_note": "own bin seeds (takes no seeds)" if given_seeds else "",
+    }
 
 
 def case_vs_naive(name, X, *, kernel="gaussian"):
@@ -222,11 +259,27 @@ def scaling(workdir, sizes):
     return out
 
 
+def mlpack_cells(r):
+    """mlpack s, dshift vs mlpack, mlpack agreement: a dash where mlpack did not run."""
+    if "mlpack_seconds" not in r:
+        return NONE, NONE, NONE
+    agree = (
+        f"{'yes' if r['mlpack_agree'] else 'NO'} ({r['mlpack_clusters']} vs "
+        f"{r['clusters']} clusters, {r['mlpack_set_distance']:.1e})"
+    )
+    if r["mlpack_note"]:
+        agree += f"; {r['mlpack_note']}"
+    s = r["mlpack_speedup"]
+    ratio = f"**{s:.1f}x** faster" if s >= 1 else f"{1 / s:.1f}x slower"
+    return f"{r['mlpack_seconds']:.2f}", ratio, agree
+
+
 def table(rows):
     head = (
         "| case | N | d | kernel | baseline | baseline s | dshift s | ratio | iterations |"
-        " s/iter | pairs/s/core | agree (max center err) |\n"
-        "|---|---:|---:|---|---|---:|---:|---:|---:|---:|---:|---|\n"
+        " s/iter | pairs/s/core | agree (max center err) | mlpack s | dshift vs mlpack |"
+        " mlpack agree (clusters, set distance) |\n"
+        "|---|---:|---:|---|---|---:|---:|---:|---:|---:|---:|---|---:|---:|---|\n"
     )
     lines = []
     for r in rows:
@@ -239,7 +292,9 @@ def table(rows):
             f"| {r['case']} | {r['n']:.0e} | {r['d']} | {r['kernel']} | {r['baseline']} | "
             f"{r['baseline_seconds']:.2f} | {r['seconds']:.2f} | {ratio} | {r['iterations']} | "
             f"{r['s_per_iter']:.3f} | {r['pairs_per_s_per_core'] / 1e9:.2f} G | "
-            f"{'yes' if r['agree'] else 'NO'} ({r['max_center_error']:.1e}) |"
+            f"{'yes' if r['agree'] else 'NO'} ({r['max_center_error']:.1e}) | "
+            + " | ".join(mlpack_cells(r))
+            + " |"
         )
     return head + "\n".join(lines) + "\n"
 
@@ -260,6 +315,13 @@ def plot(rows, scale, path):
     ]
     if sk:
         ax.loglog(*zip(*sorted(sk)), "s--", label="scikit-learn MeanShift (n_jobs=2)")
+    ml = [
+        (r["n"], r["mlpack_seconds"])
+        for r in rows
+        if "mlpack_seconds" in r and r["d"] == 3 and r["kernel"] == "flat"
+    ]
+    if ml:
+        ax.loglog(*zip(*sorted(ml)), "^:", label="mlpack mean_shift")
     ax.set_xlabel("points N (3-d blobs)")
     ax.set_ylabel("fit time (s)")
     ax.set_title(f"Fit time vs N, {WORKERS} workers x {THREADS} thread")
@@ -274,7 +336,8 @@ def write_readme(rows, scale, meta):
     text = readme.read_text()
     block = (
         f"Measured {meta['date']} on {meta['machine']}; dshift {meta['dshift']}, "
-        f"scikit-learn {meta['sklearn']}, dask {meta['dask']}.\n\n"
+        f"scikit-learn {meta['sklearn']}, mlpack {meta['mlpack'] or 'not installed'}, "
+        f"dask {meta['dask']}.\n\n"
         + table(rows)
         + "\n"
         + "Scaling (flat kernel, bin seeding, data read from Zarr):\n\n"
@@ -326,6 +389,8 @@ def main(argv=None):
     )
     args = parser.parse_args(argv)
     big = [] if args.quick else [1_000_000]
+    if mlpack is None:
+        print(f'mlpack is not installed (pip install ".[bench]"): its columns show {NONE}')
     workdir = tempfile.mkdtemp(prefix="dshift-bench-")
     with (
         LocalCluster(
@@ -360,6 +425,7 @@ def main(argv=None):
         ),
         "dshift": dshift.__version__,
         "sklearn": sklearn.__version__,
+        "mlpack": None if mlpack is None else mlpack.__version__,
         "dask": dask.__version__,
     }
     (HERE / "results").mkdir(exist_ok=True)
@@ -370,6 +436,9 @@ def main(argv=None):
     if not args.no_readme:
         write_readme(rows, scale, meta)
     print(table(rows))
+    differ = [r["case"] for r in rows if "mlpack_agree" in r and not r["mlpack_agree"]]
+    if differ:
+        print(f"mlpack's centers differ (reported, not a failure) in {differ}", flush=True)
     bad = [r["case"] for r in rows if not r["agree"]]
     if bad:
         print(f"DISAGREEMENT in {bad}", file=sys.stderr)
