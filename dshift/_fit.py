@@ -247,6 +247,7 @@ class LoopPoints:
                 kernel,
                 self.columns,
                 self.placed.rows_sorted,
+                self.placed.resident,
             )
         )
 

@@ -16,6 +16,7 @@ import logging
 import time
 from collections.abc import Callable, Generator
 from dataclasses import dataclass
+from typing import Any
 
 import dask
 import dask.array as da
@@ -23,6 +24,7 @@ import numpy as np
 
 from dshift import _limits, kernels
 from dshift._columns import Columns
+from dshift._resident import LocalBlocks, Resident
 
 logger = logging.getLogger(__name__)
 
@@ -110,6 +112,7 @@ def reduce_stats(
     kernel: int,
     columns: Columns,
     rows_sorted: bool = True,
+    resident: Resident | LocalBlocks | None = None,
 ) -> kernels.ChunkStats:
     """Compute the total :func:`~dshift.kernels.chunk_stats` of X's chunks (one pass).
 
@@ -119,13 +122,26 @@ def reduce_stats(
     task. Only the (centers x (d + 3)) partial sums travel, added by :func:`compute_tree`;
     the client adds the last few only if they take at most ``EMBED_BYTES`` together (mode
     labels run from up to millions of grid cells at once).
+
+    With ``resident`` (X's blocks held by a distributed cluster's workers, or in this
+    process) and a small plan and partials, the blocks' partials are computed where the
+    blocks are, without a graph (:mod:`dshift._resident`), and added here in the same
+    tree: the same result, without the scheduling (the graph runs if that fails).
     """
     the_plan = kernels.plan(centers, bandwidth, kernel, columns, rows_sorted=rows_sorted)
-    stats = dask.delayed(kernels.chunk_stats, pure=True)
-    blocks = X.to_delayed().ravel()
-    shared = _broadcast(the_plan, len(blocks))
-    parts = [stats(block, shared) for block in blocks]
     partial_bytes = 8 * len(centers) * (centers.shape[1] + 3)
+    n_blocks = X.numblocks[0]
+    if (
+        resident is not None
+        and partial_bytes * n_blocks <= EMBED_BYTES
+        and _nbytes(the_plan) * resident.copies() <= EMBED_BYTES
+    ):
+        parts = resident.map_blocks(kernels.chunk_stats, the_plan)
+        if parts is not None:
+            return add_in_tree(parts, kernels.add_stats)
+    stats = dask.delayed(kernels.chunk_stats, pure=True)
+    shared = _broadcast(the_plan, n_blocks)
+    parts = [stats(block, shared) for block in X.to_delayed().ravel()]
     small = partial_bytes * SPLIT_EVERY <= EMBED_BYTES
     return compute_tree(parts, kernels.add_stats, last_on_client=small)
 
@@ -175,10 +191,28 @@ def compute_tree(parts: list, combine, *, last_on_client: bool = True):
     the result comes back.
     """
     task = dask.delayed(combine, pure=True)
-    while len(parts) > (SPLIT_EVERY if last_on_client else 1):
-        parts = [task(*parts[i : i + SPLIT_EVERY]) for i in range(0, len(parts), SPLIT_EVERY)]
-    values = dask.compute(*parts)
-    return values[0] if len(values) == 1 else combine(*values)
+    parts = add_in_tree(parts, task, until=SPLIT_EVERY if last_on_client else 1)
+    if not last_on_client:
+        return dask.compute(parts)[0]
+    return add_in_tree(list(dask.compute(*parts)), combine)
+
+
+def add_in_tree(parts: list, combine: Callable, *, until: int = 1) -> Any:
+    """Combine ``parts`` ``SPLIT_EVERY`` at a time, level by level, until at most ``until``
+    remain, and return those; with ``until=1``, return the one value left. ``combine`` may
+    build tasks (``dask.delayed``) or add values: the tree, and so every rounding, is the
+    same, whatever ``until`` is and wherever the last levels run.
+
+    Examples
+    --------
+    >>> add_in_tree(list(range(20)), lambda *p: sum(p))
+    190
+    >>> add_in_tree(list(range(20)), lambda *p: list(p), until=8)
+    [[0, 1, 2, 3, 4, 5, 6, 7], [8, 9, 10, 11, 12, 13, 14, 15], [16, 17, 18, 19]]
+    """
+    while len(parts) > until:
+        parts = [combine(*parts[i : i + SPLIT_EVERY]) for i in range(0, len(parts), SPLIT_EVERY)]
+    return parts[0] if until == 1 else parts
 
 
 def check_finite(n_nonfinite: int) -> None:

@@ -52,7 +52,9 @@ def mode_table(
 
     def stats(c: np.ndarray) -> kernels.ChunkStats:
         return density.run(
-            lambda: reduce_stats(density.loop, c, bandwidth, kernel, columns, density.rows_sorted)
+            lambda: reduce_stats(
+                density.loop, c, bandwidth, kernel, columns, density.rows_sorted, density.resident
+            )
         )
 
     starts = density.run(lambda: np.asarray(density.data[:, :d].compute(), dtype=np.float64))

@@ -21,6 +21,7 @@ from dask.base import tokenize
 from dshift import kernels
 from dshift._cluster import current_client, watch_scheduler
 from dshift._io import append_columns
+from dshift._resident import LocalBlocks, Resident
 
 logger = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -142,6 +143,15 @@ class Placement:
             n_features=self.n_features,
             attempt=self.recoveries,
         )
+        self._resident: Resident | LocalBlocks | None = None
+
+    @property
+    def resident(self) -> Resident | LocalBlocks | None:
+        """``loop``'s blocks as held by the distributed cluster's workers or this
+        process, when it is persisted (see :mod:`dshift._resident`); None otherwise."""
+        if self._resident is None and self.persist:
+            self._resident = Resident.of(self.loop)
+        return self._resident
 
     def run(self, step: Callable[[], T]) -> T:
         """Run ``step()`` (which reads ``self.data``/``self.loop``), again if data were lost.

@@ -86,25 +86,42 @@ def test_fit_survives_a_worker_killed_mid_fit(client3, blobs, tmp_path, caplog, 
     client3.wait_for_workers(3, timeout=60)
 
 
-def test_fit_survives_a_worker_killed_during_an_iteration(client3):
-    """The kill lands while the chunks of an iteration are being computed."""
+def test_fit_survives_a_worker_killed_during_an_iteration(client3, tmp_path):
+    """The kill lands while a worker computes an iteration's chunks (however they are
+    dispatched: tasks, or calls on the workers that hold them)."""
     X, _ = make_blobs(n_samples=200_000, n_features=3, centers=5, random_state=4)
     params = dict(bandwidth=2, kernel="gaussian", max_iter=8, row_chunks=20_000)
     reference = MeanShift(**params).fit(X)
     model = MeanShift(**params)
-    killed: list[object] = []  # the killed worker's address, or the killer's exception
+    marks = tmp_path / "marks"
+    marks.mkdir()
+
+    def _mark_chunk_calls(folder: str) -> None:
+        """On a worker (defined here: pickled by value, as the workers cannot import
+        the tests): make every chunk computation first write a file named after this
+        process (the chunk functions are pickled by reference, so the workers' attribute is
+        the one called)."""
+        import dshift.kernels._plan as plan_module
+
+        original = plan_module.chunk_stats
+
+        def marked(X, plan):
+            with open(os.path.join(folder, str(os.getpid())), "w"):
+                pass
+            return original(X, plan)
+
+        plan_module.chunk_stats = marked
+
+    client3.run(_mark_chunk_calls, str(marks))
+    killed: list[object] = []  # the killed worker's pid, or the killer's exception
     fit_done = threading.Event()
 
-    def kill_while_a_chunk_task_runs() -> None:
+    def kill_while_a_chunk_is_computed() -> None:
         try:
             while not fit_done.is_set():  # a condition, not a delay: a chunk is computing
-                busy = {w: t for w, t in client3.processing().items() if t}
-                held = client3.has_what()
-                targets = [w for w in busy if held.get(w)]
-                if targets:
-                    pid = client3.run(os.getpid, workers=[targets[0]])[targets[0]]
-                    os.kill(pid, signal.SIGKILL)
-                    killed.append(targets[0])
+                for mark in marks.iterdir():
+                    os.kill(int(mark.name), signal.SIGKILL)
+                    killed.append(int(mark.name))
                     return
         except Exception as exc:  # reported by the test thread
             killed.append(exc)
@@ -112,11 +129,13 @@ def test_fit_survives_a_worker_killed_during_an_iteration(client3):
     killer = None
     for _ in model.iter_fit(X):
         if killer is None:  # after iteration 0: the next ones run while the killer looks
-            killer = threading.Thread(target=kill_while_a_chunk_task_runs, daemon=True)
+            for mark in marks.iterdir():
+                mark.unlink()
+            killer = threading.Thread(target=kill_while_a_chunk_is_computed, daemon=True)
             killer.start()
     fit_done.set()
     killer.join(timeout=120)
-    assert killed and isinstance(killed[0], str), killed
+    assert killed and isinstance(killed[0], int), killed
     np.testing.assert_array_equal(model.cluster_centers_, reference.cluster_centers_)
     np.testing.assert_array_equal(model.labels_, reference.labels_)
     client3.wait_for_workers(3, timeout=60)

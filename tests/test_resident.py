@@ -1,0 +1,94 @@
+"""Iterations over data held by the workers: one task per worker thread, the same sums
+(to the bit) as the graph of one task per block, and fits that use it."""
+
+from __future__ import annotations
+
+import dask
+import dask.array as da
+import numpy as np
+import pytest
+from distributed import get_task_stream
+from sklearn.datasets import make_blobs
+
+from dshift import MeanShift, kernels
+from dshift._columns import Columns
+from dshift._iterate import reduce_stats
+from dshift._resident import LocalBlocks, Resident
+
+
+@pytest.fixture(scope="module")
+def X():
+    points, _ = make_blobs(n_samples=30_000, n_features=3, centers=4, random_state=7)
+    return points
+
+
+def test_blocks_are_mapped_in_block_order_wherever_they_are(dask_client, X):
+    held = da.from_array(X, chunks=(1_700, 3)).persist()  # 18 blocks, uneven last one
+    resident = Resident.of(held)
+    assert resident is not None
+    assert {worker for worker, _ in resident.batches()} == set(dask_client.nthreads())
+    sums = resident.map_blocks(np.sum, 0)
+    expected = [X[i : i + 1_700].sum(axis=0) for i in range(0, len(X), 1_700)]
+    assert len(sums) == len(expected)
+    for got, want in zip(sums, expected):
+        np.testing.assert_array_equal(got, want)
+
+
+def test_arrays_not_held_by_a_cluster_have_no_resident_blocks(dask_client, X):
+    lazy = da.from_array(X, chunks=(5_000, 3))
+    assert Resident.of(lazy) is None  # not persisted: its blocks are tasks, not data
+
+
+def test_without_a_client_persisted_arrays_run_on_local_threads(X):
+    assert Resident.of(da.from_array(X, chunks=(5_000, 3)) * 2.0) is None  # tasks, not blocks
+    held = da.from_array(X, chunks=(1_100, 3)).persist()
+    local = Resident.of(held)
+    assert isinstance(local, LocalBlocks) and local.copies() == 0
+    centers = X[::1_000] + 0.25
+    args = (held, centers, 2.0, kernels.GAUSSIAN, Columns(3), False)
+    for scheduler in ("threads", "sync"):
+        with dask.config.set(scheduler=scheduler):
+            via_graph = reduce_stats(*args)
+            via_threads = reduce_stats(*args, local)
+        for field in ("sums", "weights", "counts", "bandwidths"):
+            np.testing.assert_array_equal(getattr(via_threads, field), getattr(via_graph, field))
+
+
+@pytest.mark.parametrize("kernel", ["flat", "gaussian"])
+def test_resident_sums_equal_the_graphs_bit_for_bit(dask_client, X, kernel):
+    held = da.from_array(X, chunks=(1_100, 3)).persist()  # 28 blocks: a 2-level tree
+    centers = X[::1_000] + 0.25
+    args = (held, centers, 2.0, kernels.KERNELS[kernel], Columns(3), False)
+    via_graph = reduce_stats(*args)
+    via_workers = reduce_stats(*args, Resident.of(held))
+    for field in ("sums", "weights", "counts", "bandwidths"):
+        np.testing.assert_array_equal(getattr(via_workers, field), getattr(via_graph, field))
+    assert via_workers.n_nonfinite == via_graph.n_nonfinite == 0
+
+
+def test_a_fit_on_a_cluster_sends_no_task_per_block_in_its_iterations(dask_client, X):
+    params = dict(bandwidth=2, kernel="flat", seeding="bin", row_chunks=2_000)
+    with get_task_stream(dask_client) as stream:
+        model = MeanShift(**params).fit(X)
+    assert len(model.history_) > 3
+    keys = [str(task["key"]) for task in stream.data]
+    per_block = [key for key in keys if "chunk_stats" in key or "add_stats" in key]
+    assert not per_block, per_block[:3]
+
+
+def test_blocks_not_where_they_were_seen_fall_back_to_the_graph(dask_client, X):
+    held = da.from_array(X, chunks=(3_000, 3)).persist()
+    resident = Resident.of(held)
+    elsewhere = {}
+    for worker, blocks in resident.batches():
+        others = sorted(w for w in dask_client.nthreads() if w != worker)
+        elsewhere.setdefault(others[0], []).extend(blocks)
+    resident._batches = sorted(elsewhere.items())  # every block "held" by another worker
+    assert resident.map_blocks(np.sum) is None
+    assert resident.failed
+    centers = X[::3_000]
+    args = (held, centers, 2.0, kernels.FLAT, Columns(3), False)
+    via_graph = reduce_stats(*args)
+    after_failure = reduce_stats(*args, resident)
+    np.testing.assert_array_equal(after_failure.sums, via_graph.sums)
+    np.testing.assert_array_equal(after_failure.counts, via_graph.counts)
