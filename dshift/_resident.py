@@ -31,7 +31,7 @@ import dask.array as da
 import numpy as np
 from dask.core import flatten
 
-from dshift._cluster import current_client
+from dshift._cluster import current_client, lost
 
 logger = logging.getLogger(__name__)
 
@@ -131,7 +131,7 @@ class Resident:
         ...     [int(total) for total in Resident.of(X).map_blocks(np.sum)]
         [3, 12, 21, 9]
         """
-        if self.failed:
+        if self.failed or lost(self.client):  # the graph path reports a lost scheduler
             return None
         try:
             runs: dict[str, list[list[int]]] = {}  # worker -> its runs of block indices
