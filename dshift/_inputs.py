@@ -265,7 +265,7 @@ def label_array(labels: Any) -> da.Array:
     if isinstance(labels, da.Array):
         return labels
     labels = np.asarray(labels)
-    return da.from_array(labels, chunks=max(1, min(len(labels), 1_000_000)))
+    return da.from_array(labels, chunks=max(1, min(len(labels), 1_000_000)), name=False)
 
 
 def columns_stand_in(feature_names: np.ndarray | None, n_features: int) -> Any:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import inspect
 import time
 from contextlib import contextmanager
+from unittest import mock
 
 import dask
 import dask.array as da
@@ -20,6 +21,7 @@ from scipy.spatial.distance import cdist
 import dshift
 from dshift import MeanShift, Step, _iterate, mean_shift
 from dshift._iterate import SPLIT_EVERY, compute_tree
+from dshift._resident import LocalBlocks
 
 # the constructor's parameters, all keyword-only (scikit-learn's convention)
 PARAM_NAMES = sorted(
@@ -44,7 +46,16 @@ def recording(scheduler):
             def _pretask(self, key, dsk, state):
                 names.append(key_split(key))
 
-        with dask.config.set(scheduler="threads"), Record():
+        def recorded(self, fn, *args):  # persisted blocks run on threads, without tasks
+            names.append(fn.__name__)
+            return run_on_threads(self, fn, *args)
+
+        run_on_threads = LocalBlocks.map_blocks
+        with (
+            dask.config.set(scheduler="threads"),
+            Record(),
+            mock.patch.object(LocalBlocks, "map_blocks", recorded),
+        ):
             yield names
     else:
         since = time.strftime("%Y-%m-%d %H:%M:%S")
