@@ -16,6 +16,7 @@ import logging
 import time
 from collections.abc import Callable, Generator
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 import dask
@@ -100,6 +101,10 @@ class LoopState:
         )
 
 
+#: Largest size (bytes) of all chunks' bins, counted as if every row were a cell of its
+#: own, for which they are computed without tasks and merged on the client.
+CELLS_ON_CLIENT_BYTES = 2**25
+
 #: Largest graph (bytes) spent embedding a small argument in every chunk task; a larger
 #: one becomes a single task that the workers fetch (``_broadcast``).
 EMBED_BYTES = 2**22
@@ -156,7 +161,19 @@ def reduce_cells(
     merge: Callable[..., kernels.Cells] = kernels.merge_cells,
 ) -> kernels.Cells:
     """The occupied cells of X (:func:`~dshift.kernels.bin_points` of every chunk, one
-    pass), merged by ``merge`` in a tree on the cluster: only the result comes back."""
+    pass), merged by ``merge`` in a tree on the cluster: only the result comes back.
+
+    Small data held in memory (at most ``CELLS_ON_CLIENT_BYTES`` even if every row had a
+    cell of its own) are binned where they are held (:mod:`dshift._resident`) and merged
+    here, in the same tree.
+    """
+    if X.shape[0] * (X.shape[1] + 2) * 8 <= CELLS_ON_CLIENT_BYTES:
+        resident = Resident.of(X)
+        if resident is not None:
+            bin_block = partial(kernels.bin_points, nearest=nearest, sums=sums)
+            parts = resident.map_blocks(bin_block, cell_size, weighted)
+            if parts is not None:
+                return add_in_tree(parts, merge)
     binned = dask.delayed(kernels.bin_points, pure=True)
     blocks = X.to_delayed().ravel()
     parts = [binned(block, cell_size, weighted, nearest=nearest, sums=sums) for block in blocks]

@@ -78,6 +78,8 @@ class Resident:
     def of(cls, X: da.Array) -> Resident | LocalBlocks | None:
         """X's blocks where they are held: by a distributed cluster's workers, or in this
         process (no client); None when X is not persisted."""
+        if X.ndim == 2 and X.numblocks[1] != 1:
+            return None  # blocks must be whole rows
         client = current_client()
         if client is None:
             return LocalBlocks.of(X)
@@ -169,7 +171,10 @@ class LocalBlocks:
 
     @classmethod
     def of(cls, X: da.Array) -> LocalBlocks | None:
-        """X's blocks if X is persisted here (its graph holds only its blocks), else None."""
+        """X's blocks if X is persisted here (its graph holds only its blocks, each of
+        whole rows), else None."""
+        if X.ndim == 2 and X.numblocks[1] != 1:
+            return None
         graph = X.__dask_graph__()
         keys = list(flatten(X.__dask_keys__()))
         if len(graph) != len(keys):

@@ -10,9 +10,9 @@ import pytest
 from distributed import get_task_stream
 from sklearn.datasets import make_blobs
 
-from dshift import MeanShift, kernels
+from dshift import MeanShift, _iterate, kernels
 from dshift._columns import Columns
-from dshift._iterate import reduce_stats
+from dshift._iterate import reduce_cells, reduce_stats
 from dshift._resident import LocalBlocks, Resident
 
 
@@ -37,10 +37,12 @@ def test_blocks_are_mapped_in_block_order_wherever_they_are(dask_client, X):
 def test_arrays_not_held_by_a_cluster_have_no_resident_blocks(dask_client, X):
     lazy = da.from_array(X, chunks=(5_000, 3))
     assert Resident.of(lazy) is None  # not persisted: its blocks are tasks, not data
+    assert Resident.of(da.from_array(X, chunks=(5_000, 2)).persist()) is None  # split rows
 
 
 def test_without_a_client_persisted_arrays_run_on_local_threads(X):
     assert Resident.of(da.from_array(X, chunks=(5_000, 3)) * 2.0) is None  # tasks, not blocks
+    assert Resident.of(da.from_array(X, chunks=(5_000, 2)).persist()) is None  # split rows
     held = da.from_array(X, chunks=(1_100, 3)).persist()
     local = Resident.of(held)
     assert isinstance(local, LocalBlocks) and local.copies() == 0
@@ -92,3 +94,36 @@ def test_blocks_not_where_they_were_seen_fall_back_to_the_graph(dask_client, X):
     after_failure = reduce_stats(*args, resident)
     np.testing.assert_array_equal(after_failure.sums, via_graph.sums)
     np.testing.assert_array_equal(after_failure.counts, via_graph.counts)
+
+
+@pytest.mark.parametrize("on", ["threads", "cluster"])
+def test_small_data_are_binned_where_they_are_held_with_the_graphs_result(
+    request, monkeypatch, X, on
+):
+    if on == "cluster":
+        request.getfixturevalue("dask_client")
+    held = da.from_array(X, chunks=(1_100, 3)).persist()
+    weights = da.from_array(np.arange(len(X)) % 7 + 0.5, chunks=(1_100,))
+    packed = da.concatenate([held, weights[:, None]], axis=1).rechunk({1: -1}).persist()
+    calls = []
+    run = Resident.map_blocks if on == "cluster" else LocalBlocks.map_blocks
+
+    def counted(self, fn, *args):
+        calls.append(fn)
+        return run(self, fn, *args)
+
+    for weighted, data in ((False, held), (True, packed)):
+        kinds = dict(nearest=True, sums=True) if weighted else {}
+        with monkeypatch.context() as patched:
+            patched.setattr(Resident if on == "cluster" else LocalBlocks, "map_blocks", counted)
+            near = reduce_cells(data, 0.7, weighted, **kinds)
+        assert calls, "the cells were not computed where the blocks are"
+        calls.clear()
+        with monkeypatch.context() as patched:
+            patched.setattr(_iterate, "CELLS_ON_CLIENT_BYTES", 0)  # always the graph
+            via_graph = reduce_cells(data, 0.7, weighted, **kinds)
+        assert near.n_nonfinite == via_graph.n_nonfinite == 0
+        np.testing.assert_array_equal(near.cells, via_graph.cells)
+        np.testing.assert_array_equal(near.counts, via_graph.counts)
+        if weighted:
+            np.testing.assert_array_equal(near.sums, via_graph.sums)
