@@ -31,6 +31,11 @@ KNN_TILE_ELEMENTS = 2**22
 #: numba fast-math flags: reassociation lets the loops vectorize; no NaN/inf assumptions,
 #: so non-finite values are still detected (``abs(v) <= MAX_ABS`` is false for NaN).
 FASTMATH = {"reassoc", "nsz", "arcp", "contract"}
+#: A 0 that numba types as an int64, not as the literal 0. numba compiles a function once per
+#: argument types, and a literal is a type of its own: passed as ``0`` and as a variable,
+#: ``tile_sums`` was compiled four times (a variable still typed as the literal 0 midway
+#: through the caller's typing counts too), ~1.5 s each on a first run; the code is the same.
+ZERO = np.int64(0)
 #: Options of every compiled kernel (``fastmath`` is added where the loops vectorize).
 JIT = {"nogil": True, "cache": True}
 

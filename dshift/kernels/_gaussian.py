@@ -26,6 +26,7 @@ from dshift.kernels._config import (
     SHELL,
     TILE_ROWS,
     WEIGHT,
+    ZERO,
 )
 from dshift.kernels._exp import (
     TAYLOR_REACH,
@@ -219,7 +220,7 @@ def gaussian_group(T, s, e, gap2, far2, centers, group, work):
     reach = math.sqrt(far2) * radius / h2 if h2 > 0 else np.inf
     if reach > TAYLOR_REACH_WIDE or far2 * inv_2h2 > 700.0:
         for q in range(members.shape[0]):
-            tile_sums(T, None, s, e, centers, members[q], work, 0)
+            tile_sums(T, None, s, e, centers, members[q], work, ZERO)
         return
     wide = reach > TAYLOR_REACH
     h = math.sqrt(h2)

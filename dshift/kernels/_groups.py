@@ -26,6 +26,7 @@ from dshift.kernels._config import (
     SHELL,
     SHELL_WEIGHT,
     WEIGHT,
+    ZERO,
 )
 from dshift.kernels._tile_sums import Centers, add3, flat3, tile_sums
 
@@ -229,7 +230,7 @@ def _copy_shell(T, pw, s, n, d2, core2, outer2, work):
     S = work[SHELL:]
     spw = work[SHELL_WEIGHT]
     shell = work[SCRATCH].view(np.int64)
-    ns = 0
+    ns = ZERO  # an int64 from the start (see ZERO): it is passed to tile_sums
     for i in range(n):  # branch-free: the shell is thin, and a branch here mispredicts
         shell[ns] = i
         ns += 1 if core2 < d2[i] <= outer2 else 0
@@ -276,6 +277,6 @@ def core_and_shell(T, pw, s, e, centers, group, work):
             inside, offsets = flat3(S, 0, ns, C[j, 0], C[j, 1], C[j, 2], h2)
             add3(sums, weights, counts, j, inside, inside, offsets)
         elif pw is None:
-            tile_sums(S, None, 0, ns, flat, j, work, 0)
+            tile_sums(S, None, ZERO, ns, flat, j, work, ZERO)
         else:
-            tile_sums(S, spw, 0, ns, flat, j, work, 0)
+            tile_sums(S, spw, ZERO, ns, flat, j, work, ZERO)

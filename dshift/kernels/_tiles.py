@@ -24,6 +24,7 @@ from dshift.kernels._config import (
     GAUSSIAN,
     JIT,
     SHELL,
+    ZERO,
     work_buffer,
 )
 from dshift.kernels._exp import exp_nonpositive
@@ -111,7 +112,7 @@ def points_sums(tile, centers, groups, members, work):
                 inside, offsets = flat3(T, s, e, C[j, 0], C[j, 1], C[j, 2], h2)
                 add3(sums, weights, counts, j, inside, inside, offsets)
             else:
-                tile_sums(T, pw, s, e, centers, j, work, 0)
+                tile_sums(T, pw, s, e, centers, j, work, ZERO)
             continue
         q = p + 1
         while q < p1 and group_of[members[q]] == g:
