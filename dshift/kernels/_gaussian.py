@@ -336,7 +336,9 @@ def _lattice_tile(T, t, E, index, centers, buffers):
             add3(sums, weights, counts, j, inside, total, offsets)
             continue
         wt = w[:t]
-        wt[:] = E[index[j, 0], :t]
+        e0 = E[index[j, 0], :t]
+        for i in range(t):  # not wt[:] = e0: that compiles a shape-mismatch error message
+            wt[i] = e0[i]
         for k in range(1, d):
             ek = E[index[j, k], :t]
             for i in range(t):

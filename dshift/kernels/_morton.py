@@ -73,8 +73,10 @@ def _finite_bounds(X, d):
 @numba.njit(**JIT)
 def _take_rows(X, order):
     out = np.empty_like(X)
-    for i in range(order.shape[0]):
-        out[i] = X[order[i]]
+    for i in range(order.shape[0]):  # value by value: a row assignment compiles numba's
+        r = order[i]  # shape-mismatch error message (string formatting: ~1.5 s, first run)
+        for k in range(X.shape[1]):
+            out[i, k] = X[r, k]
     return out
 
 
