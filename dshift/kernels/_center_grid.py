@@ -16,7 +16,7 @@ import numba
 import numpy as np
 
 from dshift._limits import MAX_ABS
-from dshift.kernels._config import FASTMATH, JIT, TILE_ROWS, work_buffer
+from dshift.kernels._config import FASTMATH, INNER, JIT, TILE_ROWS, work_buffer
 from dshift.kernels._tile_sums import bounding_box, transpose
 from dshift.kernels._tiles import Tile, points_sums
 
@@ -92,7 +92,7 @@ def center_grid(centers: np.ndarray, bandwidth: float, group_of: np.ndarray) -> 
     return CenterGrid(lo, dims, start, owner[order].astype(np.int64), float(bandwidth))
 
 
-@numba.njit(**JIT, fastmath=FASTMATH)
+@numba.njit(**INNER, fastmath=FASTMATH)
 def _cell_of_rows(R, rows, lo, inv, edge, cellf, cell_of):
     """cell_of[i] <- the center-grid cell of the point R[:, i], -1 outside (NaN too).
 
@@ -143,7 +143,7 @@ class Buckets(NamedTuple):
     fill: np.ndarray
 
 
-@numba.njit(**JIT)
+@numba.njit(**INNER)
 def _bucket(X, first, rows, R, cell_of, start, wcol, buckets):
     """Sort the rows ``R[:, :rows]`` (with their weights from X's column ``wcol``) by their
     cells ``cell_of`` into the :class:`Buckets` (``start``: the grid's CSR offsets, a cell

@@ -36,8 +36,12 @@ FASTMATH = {"reassoc", "nsz", "arcp", "contract"}
 #: ``tile_sums`` was compiled four times (a variable still typed as the literal 0 midway
 #: through the caller's typing counts too), ~1.5 s each on a first run; the code is the same.
 ZERO = np.int64(0)
-#: Options of every compiled kernel (``fastmath`` is added where the loops vectorize).
-JIT = {"nogil": True, "cache": True}
+#: Options of every compiled kernel (``fastmath`` is added where the loops vectorize). No
+#: kernel is passed to another as a first-class function, so none needs numba's C wrapper.
+JIT = {"nogil": True, "cache": True, "no_cfunc_wrapper": True}
+#: Options of the kernels that only other kernels call: no wrapper for calls from Python
+#: either (it unboxes every record's arrays: ~1 s of a first run's compiling, all told).
+INNER = {**JIT, "no_cpython_wrapper": True}
 
 # The work buffer: ``work_buffer(d, rows)`` rows of scratch space that a tile's routines
 # share. Rows by role (a row holds one value per point of the tile):

@@ -20,6 +20,7 @@ import numpy as np
 from dshift.kernels._config import (
     D2,
     FASTMATH,
+    INNER,
     JIT,
     OFFSETS,
     SCRATCH,
@@ -43,7 +44,7 @@ from dshift.kernels._tile_sums import add3, count_nonfinite, tile_sums, transpos
 MAX_AXIS_VALUES = 1024
 
 
-@numba.njit(**JIT, fastmath=FASTMATH)
+@numba.njit(**INNER, fastmath=FASTMATH)
 def _count_expanded(d2, tq, n, dd, h2):
     """Points surely within the bandwidth of a group member, and points within rounding
     of it, by the squared distance ``d2[i] + dd - 2 h2 tq[i]`` (see gaussian_group)."""
@@ -57,7 +58,7 @@ def _count_expanded(d2, tq, n, dd, h2):
     return inside, unsure
 
 
-@numba.njit(**JIT, fastmath=FASTMATH)
+@numba.njit(**INNER, fastmath=FASTMATH)
 def _count3(work, n, a0, a1, a2, dd, h2):
     """:func:`_count_expanded` for 3 features, t computed on the way."""
     d2 = work[D2, :n]
@@ -72,7 +73,7 @@ def _count3(work, n, a0, a1, a2, dd, h2):
     return inside, unsure
 
 
-@numba.njit(**JIT, fastmath=FASTMATH)
+@numba.njit(**INNER, fastmath=FASTMATH)
 def _taylor3(work, n, a0, a1, a2, wide):
     """A group member's weights for 3 features in one pass (see gaussian_group): their
     total and offset sums from the leader, but for the factor exp(-|delta|^2 / 2h^2)."""
@@ -194,7 +195,7 @@ def _count_directly(T, s, e, C, j, h2):
     return inside
 
 
-@numba.njit(**JIT, fastmath=FASTMATH)
+@numba.njit(**INNER, fastmath=FASTMATH)
 def gaussian_group(T, s, e, gap2, far2, centers, group, work):
     """Gaussian kernel: add the points T[:, s:e] for the centers of one group.
 

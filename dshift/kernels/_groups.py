@@ -21,6 +21,7 @@ from dshift.kernels._config import (
     D2,
     FASTMATH,
     FLAT,
+    INNER,
     JIT,
     SCRATCH,
     SHELL,
@@ -151,7 +152,7 @@ def center_groups(centers: np.ndarray, bandwidth: float, fraction: float) -> Cen
     return CenterGroups(group_of, members, leaders, radius)
 
 
-@numba.njit(**JIT, fastmath=FASTMATH)
+@numba.njit(**INNER, fastmath=FASTMATH)
 def offset_sums(T, pw, s, e, lo, rel):
     """rel[:d] <- sum of (weighted) offsets of T[:, s:e] from lo, rel[d] <- their weight."""
     d = lo.shape[0]
@@ -166,7 +167,7 @@ def offset_sums(T, pw, s, e, lo, rel):
         rel[k] = acc
 
 
-@numba.njit(**JIT, fastmath=FASTMATH)
+@numba.njit(**INNER, fastmath=FASTMATH)
 def add_to_members(C, members, w, offsets, base, out):
     """Add points of total weight w and offset sum ``offsets[:d]`` from ``base`` to the
     sums of the centers ``members`` (``out``: the :class:`Sums`)."""
@@ -242,7 +243,7 @@ def _copy_shell(T, pw, s, n, d2, core2, outer2, work):
     return ns
 
 
-@numba.njit(**JIT, fastmath=FASTMATH)
+@numba.njit(**INNER, fastmath=FASTMATH)
 def core_and_shell(T, pw, s, e, centers, group, work):
     """Flat kernel: add the points T[:, s:e] for the centers of one :class:`Group`.
 

@@ -22,6 +22,7 @@ from dshift.kernels._config import (
     FASTMATH,
     FLAT,
     GAUSSIAN,
+    INNER,
     JIT,
     SHELL,
     ZERO,
@@ -65,7 +66,7 @@ def _add_box(C, j, rel, lo, sums, weights, counts):
         sums[j, k] += rel[k] + tw * (lo[k] - C[j, k])
 
 
-@numba.njit(**JIT, fastmath=FASTMATH)
+@numba.njit(**INNER, fastmath=FASTMATH)
 def points_sums(tile, centers, groups, members, work):
     """Add the kernel sums of a tile for the centers ``members``, listed group by group
     (``centers``: the :class:`~dshift.kernels._tile_sums.Centers`; ``groups``: their
