@@ -119,6 +119,8 @@ def spatially_sorted(X: np.ndarray, n_features: int | None = None) -> np.ndarray
     [[0.0, 2.0], [9.0, 1.0]]
     """
     X = np.ascontiguousarray(X)
+    if X.shape[0] == 0:  # nothing to sort: dask's call on an empty block to learn the
+        return X  # result's type then compiles nothing on the client
     d = X.shape[1] if n_features is None else n_features
     finite, lo, hi = _finite_bounds(X, d)
     if not finite:
