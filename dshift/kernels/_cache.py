@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import os
 from pathlib import Path
+from typing import Any
 
 STAMP = "dshift-kernels-source.sha256"
 
@@ -55,3 +56,39 @@ def cache_dir_of(dispatcher) -> str | None:
     """Where numba caches a compiled function of this package (None without a cache)."""
     cache = getattr(dispatcher, "_cache", None)
     return getattr(cache, "_cache_path", None)
+
+
+def ready(dispatcher: Any) -> bool:
+    """Whether calling a compiled kernel needs no compiling in this process: it has been
+    compiled or loaded here already, or numba's cache holds code for it that was made on
+    this machine (its CPU) from these sources, for some argument types.
+
+    A plain function (``NUMBA_DISABLE_JIT=1``) is always ready. The look into the cache's
+    index uses numba's internals; should they change, a missing index file still says
+    that the kernel is not ready.
+    """
+    if not hasattr(dispatcher, "signatures"):
+        return True
+    if dispatcher.signatures:
+        return True
+    cache = getattr(dispatcher, "_cache", None)
+    index_file = getattr(cache, "_cache_file", None)
+    if index_file is None:  # numba has nowhere to cache it: every process compiles it
+        return False
+    try:
+        # {(signature, CPU, hashes of the function's code): data file}; empty when the
+        # index is missing or was made from other sources
+        index = index_file._load_index()
+        codegen = dispatcher.targetctx.codegen()
+        _, cpu, code = cache._index_key((), codegen)
+        return any(key[1:] == (cpu, code) for key in index)
+    except Exception:  # numba's internals changed: whether the index exists tells enough
+        return Path(getattr(index_file, "_index_path", "")).is_file()
+
+
+def needs_compiling() -> bool:
+    """Whether a fit in this process would compile its main kernel (the tile loop, which
+    every fit on points runs: ~15 s of compiling on a first run) rather than load it."""
+    from dshift.kernels._tiles import tile_loop
+
+    return not ready(tile_loop)
