@@ -47,7 +47,7 @@ def recording(scheduler):
                 names.append(key_split(key))
 
         def recorded(self, fn, *args):  # persisted blocks run on threads, without tasks
-            names.append(fn.__name__)
+            names.append(getattr(fn, "func", fn).__name__)  # partials too
             return run_on_threads(self, fn, *args)
 
         run_on_threads = LocalBlocks.map_blocks
