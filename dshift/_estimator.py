@@ -12,7 +12,7 @@ import numpy as np
 from sklearn.base import BaseEstimator, ClusterMixin
 from sklearn.utils.validation import check_is_fitted, validate_data
 
-from dshift import _fit, _fit_input, _fit_result
+from dshift import _first_run, _fit, _fit_input, _fit_result
 from dshift._cluster import local_threads
 from dshift._inputs import columns_stand_in, read_points
 from dshift._iterate import Step, label_blocks
@@ -348,6 +348,7 @@ class MeanShift(ClusterMixin, BaseEstimator):
     ) -> Generator[Step, None, None]:
         """The fit's stages, in order (``iter_fit`` without the scheduler's setting)."""
         inp = _fit_input.prepare_input(self, X, sample_weight, point_bandwidth)
+        _first_run.prepare(self.progress, inp.Xd.dtype)
         placed = _fit_input.place(self, inp)
         self.resumed_from_ = None
         resume = _fit.resume_or_start(self, inp, placed)

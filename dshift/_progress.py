@@ -3,28 +3,15 @@
 The bar counts converged seeds (a fit ends when every seed has stopped moving or reached
 ``max_iter``), and shows the iteration, the centers still moving and the largest shift.
 In a Jupyter kernel with ipywidgets it is a widget; elsewhere a text bar on stderr (tqdm).
-
-Before the first fit that has to compile dshift's kernels (numba, some 15 s when its
-cache is empty), a line says so: on stderr where a person watches, and in the log.
 """
 
 from __future__ import annotations
 
-import logging
 import sys
 from collections.abc import Generator, Iterable
 from typing import Any
 
 from dshift._iterate import Step
-
-logger = logging.getLogger(__name__)
-
-#: Said before a fit compiles the kernels (see :func:`announce_compiling`).
-COMPILING = "compiling kernels (first run only)"
-#: Whether this process has said it (it says so once), and the clients whose workers
-#: were found to have the kernels compiled already.
-_said = False
-_ready_clients: set[str] = set()
 
 
 def in_notebook() -> bool:
@@ -54,56 +41,6 @@ def wanted(progress: bool | str) -> bool:
     return in_notebook() or sys.stderr.isatty()
 
 
-def _kernels_compile() -> bool:
-    """Whether the fit about to run compiles the kernels where it runs: in this process
-    without a distributed client, else on any of the client's workers (which may keep
-    numba's cache elsewhere than the client does)."""
-    from dshift._cluster import current_client
-    from dshift.kernels import _cache
-
-    client = current_client()
-    if client is None:
-        return _cache.needs_compiling()
-    if client.id in _ready_clients:
-        return False
-    cold = any(client.run(_cache.needs_compiling).values())
-    if not cold:
-        _ready_clients.add(client.id)
-    return cold
-
-
-def announce_compiling(progress: bool | str) -> bool:
-    """Say, once per process, that the fit about to run compiles dshift's kernels: on
-    stderr when a person watches (see :func:`wanted`), and in the log (INFO).
-
-    Nothing is said when the kernels are compiled or in numba's cache already.
-
-    Parameters
-    ----------
-    progress : bool or "auto"
-        The fit's ``progress`` parameter.
-
-    Returns
-    -------
-    bool
-        Whether it was said now.
-    """
-    global _said
-    shown = wanted(progress)
-    if _said or not (shown or logger.isEnabledFor(logging.INFO)):
-        return False
-    try:
-        if not _kernels_compile():
-            return False
-    except Exception:  # a look that fails (a worker lost...) must not fail the fit
-        return False
-    _said = True
-    logger.info(COMPILING)
-    if shown:
-        print(COMPILING, file=sys.stderr, flush=True)
-    return True
-
-
 def _bar_class() -> Any:
     if in_notebook():
         try:
@@ -119,8 +56,7 @@ def _bar_class() -> Any:
 
 
 def with_bar(steps: Iterable[Step], n_seeds: int, progress: bool | str) -> Generator[Step]:
-    """Pass the steps through, showing a bar of converged seeds when :func:`wanted`;
-    first, :func:`announce_compiling`.
+    """Pass the steps through, showing a bar of converged seeds when :func:`wanted`.
 
     Examples
     --------
@@ -131,7 +67,6 @@ def with_bar(steps: Iterable[Step], n_seeds: int, progress: bool | str) -> Gener
     >>> [s.n_active for s in with_bar(steps, 3, False)]
     [2, 0]
     """
-    announce_compiling(progress)
     if not wanted(progress):
         yield from steps
         return
