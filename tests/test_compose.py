@@ -101,3 +101,21 @@ def test_dockerfile_installs_dshift_jupyter_and_pins_matching_versions():
     assert pins["dask"] == pins["distributed"]
     # the image pins what the tests run with, so notebook, scheduler and workers match
     assert pins["dask"] == dask.__version__ and pins["distributed"] == distributed.__version__
+
+
+def test_the_image_ships_a_warm_numba_cache_its_user_can_read(tmp_path):
+    dockerfile = (ROOT / "Dockerfile").read_text()
+    steps = dockerfile.replace("\\\n", " ").splitlines()
+    warm = next(i for i, s in enumerate(steps) if s.startswith('RUN python -c "import numpy'))
+    # compiled as the user that runs the services, into the cache directory they use
+    assert steps.index("USER 1000:1000") < warm
+    assert "NUMBA_CACHE_DIR=/tmp/numba-cache" in dockerfile
+    command = re.fullmatch(r'RUN python -c "(.*)"', steps[warm].strip()).group(1)
+    env = dict(os.environ, NUMBA_CACHE_DIR=str(tmp_path))
+    env.pop("NUMBA_DISABLE_JIT", None)
+    subprocess.run([sys.executable, "-c", command], env=env, check=True, timeout=300)
+    ask = "from dshift.kernels import _cache; print(_cache.needs_compiling())"
+    done = subprocess.run(
+        [sys.executable, "-c", ask], env=env, capture_output=True, text=True, check=True
+    )
+    assert done.stdout.strip() == "False"  # a container finds the kernels compiled
