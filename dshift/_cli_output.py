@@ -9,8 +9,10 @@ silences. Notes (something asked for was skipped: :func:`note`) and errors (see
 
 from __future__ import annotations
 
+import logging
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager, nullcontext
 from typing import TYPE_CHECKING, Any
 
 import click
@@ -72,12 +74,34 @@ def note(message: str) -> None:
     click.echo(f"Note: {message}", err=True)
 
 
+class _StatusLines(logging.Handler):
+    def emit(self, record: logging.LogRecord) -> None:
+        status(record.getMessage())
+
+
+@contextmanager
+def _first_run_as_status() -> Iterator[None]:
+    """While a fit runs without a bar: its "compiling kernels (first run only)" line (an
+    INFO message of ``dshift._first_run``; with a bar the fit prints it itself) as a
+    status line."""
+    log = logging.getLogger("dshift._first_run")
+    handler, level = _StatusLines(logging.INFO), log.level
+    log.addHandler(handler)
+    log.setLevel(logging.INFO)
+    try:
+        yield
+    finally:
+        log.removeHandler(handler)
+        log.setLevel(level)
+
+
 def fit_with_progress(
     model: MeanShift, X: Any, sample_weight: Any = None, point_bandwidth: Any = None
 ) -> MeanShift:
     """Fit, showing its progress on stderr: on a terminal, MeanShift's progress bar;
     otherwise (stderr redirected to a log) a status line per iteration (active centers,
-    largest shift, elapsed time); nothing with ``--quiet``. Sets ``model.progress``."""
+    largest shift, elapsed time), after "compiling kernels (first run only)" when the fit
+    compiles them; nothing with ``--quiet``. Sets ``model.progress``."""
     bar = not quiet() and _stderr_is_a_terminal()
     model.set_params(progress=bar)
     told = False
@@ -88,15 +112,17 @@ def fit_with_progress(
             status(f"Resumed from checkpoint {model.checkpoint} at iteration {model.resumed_from_}")
         told = True
 
-    for step in model.iter_fit(X, sample_weight=sample_weight, point_bandwidth=point_bandwidth):
-        tell_resumed()
-        if bar:
-            continue
-        status(
-            f"  iteration {step.iteration:4d}  active {step.n_active:6d}/{len(step.active):<6d}"
-            f" computed {step.n_computed:6d}  max shift {step.max_shift:10.4g}"
-            f"  {step.elapsed:7.1f}s"
-        )
+    steps = model.iter_fit(X, sample_weight=sample_weight, point_bandwidth=point_bandwidth)
+    with _first_run_as_status() if not bar and not quiet() else nullcontext():
+        for step in steps:
+            tell_resumed()
+            if bar:
+                continue
+            status(
+                f"  iteration {step.iteration:4d}  active {step.n_active:6d}/"
+                f"{len(step.active):<6d} computed {step.n_computed:6d}"
+                f"  max shift {step.max_shift:10.4g}  {step.elapsed:7.1f}s"
+            )
     tell_resumed()
     return model
 

@@ -10,6 +10,7 @@ LocalCluster matters.
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 import subprocess
@@ -20,8 +21,9 @@ import pytest
 import zarr
 from click.testing import CliRunner
 
-from dshift import _cli_output, datasets
+from dshift import _cli_output, _first_run, datasets
 from dshift._cli_cluster import dashboard_link
+from dshift._first_run import COMPILING
 from dshift.cli import main
 
 EMBEDDED = ("--workers", "1", "--threads", "1", "--memory-limit", "1GiB")
@@ -202,3 +204,19 @@ def test_demo_without_matplotlib_fits_and_skips_the_plot(tmp_path):
     )
     assert proc.returncode == 1 and proc.stdout == ""
     assert proc.stderr == "Error: Plotting needs matplotlib: pip install 'dshift[plots]'.\n"
+
+
+def test_a_fit_that_compiles_says_so_first_in_its_status_lines(invoke, data, tmp_path, monkeypatch):
+    # stand-in for a cold numba cache: the fit's first-run step only says that it compiles
+    monkeypatch.setattr(_first_run, "prepare", lambda progress, dtype: _first_run.say(progress))
+    args = ["fit", data, str(tmp_path / "o.zarr"), "--bandwidth", "2", "--seeding", "bin"]
+    monkeypatch.setattr(_first_run, "_said", False)
+    code, stdout, stderr = invoke(*args)
+    assert code == 0, stderr
+    assert stderr.count(COMPILING) == 1 and COMPILING not in stdout
+    assert stderr.index(COMPILING) < stderr.index("  iteration    0")
+    monkeypatch.setattr(_first_run, "_said", False)
+    code, _, quiet_stderr = invoke(*args, "--overwrite", "--quiet")
+    assert code == 0 and quiet_stderr == ""
+    # the CLI's handler is gone after the fit: nothing more is printed or logged at INFO
+    assert not logging.getLogger("dshift._first_run").handlers
