@@ -56,7 +56,8 @@ def _interrupts_held() -> Iterator[None]:
     temporary group after it was removed. So signals are held; :func:`run_to_the_end`
     looks for them while it waits, stops its tasks and raises; the group is removed; then
     the signal is delivered to its own handler (KeyboardInterrupt for Ctrl-C). Only the
-    main thread can hold signals; elsewhere this does nothing.
+    main thread can hold signals; elsewhere this does nothing. A signal the process
+    ignores (a command started in the background ignores SIGINT) stays ignored.
     """
     global _held
     if _held is not None or threading.current_thread() is not threading.main_thread():
@@ -66,6 +67,7 @@ def _interrupts_held() -> Iterator[None]:
     previous = {
         sig: signal.signal(sig, lambda signum, frame: pending.append(signum))
         for sig in HELD_SIGNALS
+        if signal.getsignal(sig) is not signal.SIG_IGN
     }
     try:
         yield

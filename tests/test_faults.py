@@ -216,18 +216,47 @@ def _temporaries(directory: Path) -> list[str]:
     return sorted(p.name for p in directory.iterdir() if p.name.startswith(".out.zarr"))
 
 
-@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
-def test_an_interrupt_during_the_result_write_removes_the_temporary_group(sig, tmp_path):
+#: Runs ``dshift ARGS`` with SIGINT set to argv[1] ("SIG_DFL" or "SIG_IGN"): exec keeps
+#: a signal's default or ignored disposition (thread-safe, unlike a ``preexec_fn``).
+WITH_SIGINT = (
+    "import os, signal, sys; signal.signal(signal.SIGINT, getattr(signal, sys.argv[1]));"
+    "os.execv(sys.argv[2], sys.argv[2:])"
+)
+
+
+def _signal_during_the_write(tmp_path: Path, sig: int, sigint: str) -> subprocess.Popen:
+    """``dshift fit`` (SIGINT's disposition: ``sigint``), sent ``sig`` while it writes."""
     data = datasets.make_blobs(tmp_path / "big.zarr", 3_000_000, centers=3, chunk_rows=100_000)
-    proc = _dshift(
-        "fit", data, "out.zarr", "--kernel", "flat", "--bandwidth", "2", "--seeding", "bin",
-        "--workers", "2", cwd=tmp_path,
+    exe = os.path.join(os.path.dirname(sys.executable), "dshift")
+    proc = subprocess.Popen(
+        [sys.executable, "-c", WITH_SIGINT, sigint, exe, "fit", data, "out.zarr",
+         "--kernel", "flat", "--bandwidth", "2", "--seeding", "bin", "--workers", "2"],
+        cwd=tmp_path,
+        env={k: v for k, v in os.environ.items() if k != "DASK_SCHEDULER_ADDRESS"},
+        stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )  # fmt: skip
     _wait_for_line(proc, "Writing labels and centers to")  # the fit is done; the write begins
     deadline = time.monotonic() + BOUNDED
     while not _temporaries(tmp_path):  # the temporary group exists: the write is under way
         assert proc.poll() is None and time.monotonic() < deadline, "the write never started"
     proc.send_signal(sig)
+    return proc
+
+
+def test_a_process_that_ignores_sigint_writes_its_result_through_one(tmp_path):
+    proc = _signal_during_the_write(tmp_path, signal.SIGINT, "SIG_IGN")  # as with `cmd &`
+    code, _, err = _finish(proc)
+    assert code == 0, err
+    assert "interrupted" not in err and "Traceback" not in err
+    assert _temporaries(tmp_path) == []
+    assert zarr.open_group(str(tmp_path / "out.zarr"), mode="r")["labels"].shape == (3_000_000,)
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
+def test_an_interrupt_during_the_result_write_removes_the_temporary_group(sig, tmp_path):
+    # Ctrl-C as from a terminal: SIGINT at its default (a test runner started in the
+    # background would pass it on ignored)
+    proc = _signal_during_the_write(tmp_path, sig, "SIG_DFL")
     code, _, err = _finish(proc)
     assert code == (130 if sig == signal.SIGINT else 143), err
     line = _one_error_line(err)
@@ -259,7 +288,16 @@ def _slow_block(block, block_info=None, *, markers: str):
     return block
 
 
-def test_an_interrupted_store_waits_for_the_running_chunk_writes(tmp_path, scheduler):
+@pytest.fixture
+def ctrl_c():
+    """SIGINT raises KeyboardInterrupt in this process, as in a terminal, even when the
+    test runner was started with it ignored (in the background)."""
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, previous)
+
+
+def test_an_interrupted_store_waits_for_the_running_chunk_writes(tmp_path, scheduler, ctrl_c):
     """Python API: no chunk is written after the temporary group is removed."""
     import cloudpickle
     import dask.array as da
@@ -294,7 +332,7 @@ def test_an_interrupted_store_waits_for_the_running_chunk_writes(tmp_path, sched
     assert not out.exists() and _temporaries(tmp_path) == []
 
 
-def test_a_signal_held_until_the_end_of_the_write_keeps_the_group_unpublished(tmp_path):
+def test_a_signal_held_until_the_end_of_the_write_keeps_the_group_unpublished(tmp_path, ctrl_c):
     """Non-regression: a Ctrl-C that arrived while the last chunks were written was
     delivered after the group was published (exit 143 with a complete output)."""
     import numpy as np
