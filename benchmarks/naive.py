@@ -4,7 +4,9 @@ less than tol * bandwidth. No freezing, no merging, no pruning, no fused kernel.
 
 The squared distances use the ``|x|^2 - 2 x.c + |c|^2`` expansion (one matrix product, as
 scikit-learn's ``euclidean_distances`` does) rather than a (rows x seeds x features)
-broadcast, so the baseline is the fast way to write it in plain numpy, not a strawman.
+broadcast, so the baseline is the fast way to write it in plain numpy, not a strawman. The
+arithmetic runs in the dtype of X's chunks (float32 chunks: float32 products and exp,
+twice the float64 speed), each chunk's sums are returned in float64.
 """
 
 from __future__ import annotations
@@ -14,18 +16,19 @@ import numpy as np
 
 
 def _dense_block(X, centers, bandwidth, kernel):
-    X = np.asarray(X, dtype=np.float64)
+    X = np.asarray(X)
+    centers = centers.astype(X.dtype)
     d2 = X @ centers.T
     d2 *= -2.0
     d2 += (X * X).sum(axis=1)[:, None]
     d2 += (centers * centers).sum(axis=1)[None, :]
     np.maximum(d2, 0.0, out=d2)
     if kernel == "flat":
-        W = (d2 <= bandwidth**2).astype(np.float64)
+        W = (d2 <= bandwidth**2).astype(X.dtype)
     else:
-        d2 *= -1.0 / (2 * bandwidth**2)
+        d2 *= X.dtype.type(-1.0 / (2 * bandwidth**2))
         W = np.exp(d2, out=d2)
-    return W.T @ X, W.sum(axis=0)
+    return (W.T @ X).astype(np.float64), W.sum(axis=0, dtype=np.float64)
 
 
 def _add(*parts):

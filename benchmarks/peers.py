@@ -68,7 +68,7 @@ import dshift
 
 sys.path.insert(0, str(Path(__file__).parent))
 # mlpack is None without the bench extra
-from bench import BANDWIDTH, NONE, blobs, mlpack, same_centers, set_distance, timed
+from bench import BANDWIDTH, NONE, blobs, mlpack, same_centers, set_distance, timed, verdict
 
 HERE = Path(__file__).parent
 
@@ -372,11 +372,7 @@ def main(argv=None):
             )
     if args.readme:
         write_readme(block)
-    bad = [f"{r['n']:.0e} {r['dtype']} {r['mode']}" for r in rows if not r["agree"]]
-    if bad:
-        print(f"DISAGREEMENT in {bad}", file=sys.stderr)
-        return 1
-    return 0
+    return verdict([f"{r['n']:.0e} {r['dtype']} {r['mode']}" for r in rows if not r["agree"]])
 
 
 if __name__ == "__main__":
