@@ -9,7 +9,6 @@ from dataclasses import dataclass
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
-import dask
 import dask.array as da
 import numpy as np
 
@@ -18,6 +17,7 @@ from dshift._fit import LoopPoints, Run, grid_points
 from dshift._fit_input import ColumnOf, FitInput
 from dshift._iterate import (
     LoopState,
+    computed_labels_and_sizes,
     label_blocks,
     labels_and_sizes,
 )
@@ -147,8 +147,9 @@ def labels_and_sizes_of(
 ) -> tuple[np.ndarray | da.Array, np.ndarray]:
     """Every point's label and the (weighted) size of every cluster.
 
-    For in-memory input both are computed in one graph (the labels once); otherwise the
-    labels stay lazy and only the sizes are computed.
+    For in-memory input both are computed at once (the labels once; see
+    :func:`~dshift._iterate.computed_labels_and_sizes`); otherwise the labels stay lazy and
+    only the sizes are computed.
 
     Examples
     --------
@@ -164,7 +165,7 @@ def labels_and_sizes_of(
     d, weighted = inp.columns.n_features, inp.columns.weighted
     if inp.in_memory:
         return placed.run(
-            lambda: dask.compute(*labels_and_sizes(placed.data, d, n_clusters, labels_of, weighted))
+            lambda: computed_labels_and_sizes(placed.data, d, n_clusters, labels_of, weighted)
         )
     labels, sizes = labels_and_sizes(inp.source, d, n_clusters, labels_of, weighted)
     return labels, placed.run(sizes.compute)

@@ -336,3 +336,39 @@ def labels_and_sizes(
     weights = data[:, d] if weighted else None
     sizes = da.bincount(labels + 1, weights=weights, minlength=n_clusters + 1)[1:]
     return labels, sizes
+
+
+def _block_labels_and_sizes(block: np.ndarray, *args: Any) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`labels_and_sizes` of one block, computed here (no scheduler)."""
+    X = da.from_array(block, chunks=block.shape, name=False)
+    return dask.compute(*labels_and_sizes(X, *args), scheduler="sync")
+
+
+def computed_labels_and_sizes(
+    data: da.Array,
+    d: int,
+    n_clusters: int,
+    labels_of: Callable[[da.Array], da.Array],
+    weighted: bool = False,
+) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`labels_and_sizes`, computed: where ``data``'s blocks are held when it is
+    persisted (one call to the workers, or threads here; see ``_resident``), else as a
+    graph. The sizes are the blocks' sizes added in block order.
+
+    Examples
+    --------
+    >>> X = da.from_array(np.array([[0.0], [0.2], [5.0]]), chunks=2).persist()
+    >>> nearest = partial(label_blocks, centers=np.array([[0.0], [5.0]]), bandwidth=1.0,
+    ...                   cluster_all=True)
+    >>> computed_labels_and_sizes(X, 1, 2, nearest)
+    (array([0, 0, 1], dtype=int32), array([2, 1]))
+    """
+    args = (d, n_clusters, labels_of, weighted)
+    resident = Resident.of(data)
+    parts = None if resident is None else resident.map_blocks(_block_labels_and_sizes, *args)
+    if parts is None:
+        return dask.compute(*labels_and_sizes(data, *args))
+    sizes = parts[0][1].copy()
+    for _, block_sizes in parts[1:]:
+        sizes += block_sizes
+    return np.concatenate([labels for labels, _ in parts]), sizes

@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import logging
 import os
+import uuid
 from collections.abc import Callable
 from concurrent.futures import CancelledError
 from typing import TypeVar
 
-import dask
 import dask.array as da
 import numpy as np
 from dask.base import tokenize
@@ -40,14 +40,15 @@ def keep_in_cluster(X: da.Array) -> da.Array:
     if client is None:
         return X.persist()
     blocks = [X.blocks[i, 0].compute(scheduler="sync") for i in range(X.numblocks[0])]
-    # hash=False: fresh keys per fit. With content-hashed keys two fits of the same array
-    # would share them, and releasing the first fit's futures could drop the second's data.
-    futures = client.scatter(blocks, hash=False)
-    parts = [
-        da.from_delayed(dask.delayed(future), shape=block.shape, dtype=X.dtype)
-        for future, block in zip(futures, blocks)
-    ]
-    return da.concatenate(parts, axis=0)
+    # Fresh keys per fit: with keys from the data two fits of the same array would share
+    # them, and releasing the first fit's futures could drop the second's data. The
+    # futures' keys are the array's own (as for a persisted array), so the workers holding
+    # them can run functions on them without tasks (Resident).
+    name = f"scattered-{uuid.uuid4().hex}"
+    futures = client.scatter({(name, i, 0): block for i, block in enumerate(blocks)})
+    return da.Array(
+        dict(futures), name, chunks=(tuple(len(b) for b in blocks), (X.shape[1],)), dtype=X.dtype
+    )
 
 
 #: Fraction of the cluster's (or this machine's) memory the loop's copy of X may take.

@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+from functools import partial
+
 import dask
 import dask.array as da
 import numpy as np
@@ -12,7 +14,13 @@ from sklearn.datasets import make_blobs
 
 from dshift import MeanShift, _iterate, kernels
 from dshift._columns import Columns
-from dshift._iterate import reduce_cells, reduce_stats
+from dshift._iterate import (
+    computed_labels_and_sizes,
+    label_blocks,
+    labels_and_sizes,
+    reduce_cells,
+    reduce_stats,
+)
 from dshift._resident import LocalBlocks, Resident
 
 
@@ -127,3 +135,56 @@ def test_small_data_are_binned_where_they_are_held_with_the_graphs_result(
         np.testing.assert_array_equal(near.counts, via_graph.counts)
         if weighted:
             np.testing.assert_array_equal(near.sums, via_graph.sums)
+
+
+@pytest.mark.parametrize("on", ["threads", "cluster"])
+@pytest.mark.parametrize("weighted", [False, True])
+def test_labels_and_sizes_are_computed_where_the_blocks_are_with_the_graphs_result(
+    request, monkeypatch, X, on, weighted
+):
+    if on == "cluster":
+        request.getfixturevalue("dask_client")
+    weights = np.arange(len(X)) % 7 + 0.5
+    data = np.column_stack([X, weights]) if weighted else X
+    held = da.from_array(data, chunks=(1_100, data.shape[1])).persist()
+    centers = MeanShift(bandwidth=2, seeding="bin").fit(X[:3_000]).cluster_centers_
+    nearest = partial(label_blocks, centers=centers, bandwidth=2.0, cluster_all=False)
+    args = (held, 3, len(centers), nearest, weighted)
+    calls = []
+    where = Resident if on == "cluster" else LocalBlocks
+    run = where.map_blocks
+
+    def counted(self, fn, *more):
+        calls.append(fn)
+        return run(self, fn, *more)
+
+    monkeypatch.setattr(where, "map_blocks", counted)
+    labels, sizes = computed_labels_and_sizes(*args)
+    assert calls, "not computed where the blocks are"
+    lazy_labels, lazy_sizes = labels_and_sizes(*args)
+    np.testing.assert_array_equal(labels, lazy_labels.compute())
+    np.testing.assert_allclose(sizes, lazy_sizes.compute(), rtol=1e-12)
+    assert (labels == -1).any() and set(np.unique(labels)) <= set(range(-1, len(centers)))
+
+
+def test_labels_fall_back_to_the_graph_when_the_workers_cannot_run_them(
+    dask_client, monkeypatch, X
+):
+    held = da.from_array(X, chunks=(3_000, 3)).persist()
+    centers = X[::6_000]
+    nearest = partial(label_blocks, centers=centers, bandwidth=2.0, cluster_all=True)
+    monkeypatch.setattr(Resident, "map_blocks", lambda self, fn, *args: None)  # failed
+    labels, sizes = computed_labels_and_sizes(held, 3, len(centers), nearest)
+    lazy_labels, lazy_sizes = labels_and_sizes(held, 3, len(centers), nearest)
+    np.testing.assert_array_equal(labels, lazy_labels.compute())
+    np.testing.assert_array_equal(sizes, lazy_sizes.compute())
+
+
+def test_a_numpy_fit_on_a_cluster_runs_no_task_per_block_after_placing_the_data(dask_client, X):
+    with get_task_stream(dask_client) as stream:
+        model = MeanShift(bandwidth=2, kernel="flat", seeding="bin", row_chunks=2_000).fit(X)
+    keys = [str(task["key"]) for task in stream.data]
+    assert len(model.labels_) == len(X) and model.cluster_sizes_.sum() == len(X)
+    # the placed blocks are the scattered ones (no task re-reads them), sorted once;
+    # iterations, seeds, labels and sizes run where the blocks are
+    assert all(key.startswith("('loop-data-") for key in keys), sorted(set(keys))[:5]
