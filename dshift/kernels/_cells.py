@@ -38,11 +38,18 @@ class Cells(NamedTuple):
     n_nonfinite: int
 
 
+#: Keys in range per row up to which :func:`unique_rows` counts the rows' keys in a table
+#: (bounded by the rows, like the other temporaries) rather than sorting them.
+DENSE_KEYS_PER_ROW = 4
+
+
 def unique_rows(q: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """``np.unique(q, axis=0, return_inverse=True)`` for integer-valued float rows, fast.
 
     Rows are encoded as one int64 key in mixed radix (first column most significant, so the
     order stays lexicographic) when the block's ranges allow; otherwise numpy's row unique.
+    When the keys in range are few (at most ``DENSE_KEYS_PER_ROW`` per row) the occupied
+    ones are found by counting into a table of all of them, else by sorting.
 
     Examples
     --------
@@ -59,7 +66,15 @@ def unique_rows(q: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         return cells, inverse.ravel()
     radix = np.ones(q.shape[1], dtype=np.int64)
     radix[:-1] = np.cumprod(span[::-1].astype(np.int64))[::-1][1:]
-    keys, inverse = np.unique((q - lo).astype(np.int64) @ radix, return_inverse=True)
+    row_keys = (q - lo).astype(np.int64) @ radix
+    size = int(np.prod(span))
+    if size <= DENSE_KEYS_PER_ROW * len(q):  # a table of every key in range: no sort
+        keys = np.flatnonzero(np.bincount(row_keys, minlength=size))
+        lookup = np.empty(size, dtype=np.intp)
+        lookup[keys] = np.arange(len(keys))
+        inverse = lookup[row_keys]
+    else:
+        keys, inverse = np.unique(row_keys, return_inverse=True)
     cells = (keys[:, None] // radix) % span.astype(np.int64) + lo
     return cells.astype(np.float64), inverse
 

@@ -8,6 +8,7 @@ from numpy.testing import assert_allclose, assert_array_equal
 
 from dshift import kernels
 from dshift._limits import MAX_ABS
+from dshift.kernels import _cells
 from dshift.kernels._config import BIN_TILE_ROWS
 from tests.reference import ref_cells
 
@@ -134,3 +135,21 @@ def test_cell_labels_give_rows_of_cells_not_in_the_table_their_nearest_center():
     assert kernels.cell_labels(X, 1.0, keys, labels, C).tolist() == [1, 0, 1]
     orphans = kernels.cell_labels(X, 1.0, keys, labels, C, 1.5, cluster_all=False)
     assert orphans.tolist() == [1, 0, -1]
+
+
+@pytest.mark.parametrize(
+    ("spread", "dense"),
+    [(2, 0), (2, 4), (30, 10**6), (1_000, 4)],
+    ids=["sorted", "counted in a table", "a wide table", "sorted: too many keys in range"],
+)
+def test_unique_rows_is_numpys_row_unique_either_way(monkeypatch, spread, dense):
+    rng = np.random.default_rng(5)
+    q = rng.integers(-spread, spread, size=(500, 3)).astype(np.float64)
+    q[0] = [-0.0, 0.0, -0.0]  # np.round gives -0.0: the same cell as 0.0
+    q[1] = [0.0, -0.0, 0.0]
+    monkeypatch.setattr(_cells, "DENSE_KEYS_PER_ROW", dense)
+    cells, inverse = _cells.unique_rows(q)
+    ref, ref_inverse = np.unique(q, axis=0, return_inverse=True)
+    assert_array_equal(cells, ref)
+    assert_array_equal(inverse, ref_inverse.ravel())
+    assert inverse[0] == inverse[1]
