@@ -59,14 +59,17 @@ def unique_rows(q: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """
     if len(q) == 0:
         return q, np.empty(0, dtype=np.intp)
-    lo = q.min(axis=0)
-    span = q.max(axis=0) - lo + 1
+    columns = [q[:, k] for k in range(q.shape[1])]  # numpy reduces a column at a time faster
+    lo = np.array([c.min() for c in columns])
+    span = np.array([c.max() for c in columns]) - lo + 1
     if float(np.prod(span)) >= 2.0**62:
         cells, inverse = np.unique(q, axis=0, return_inverse=True)
         return cells, inverse.ravel()
     radix = np.ones(q.shape[1], dtype=np.int64)
     radix[:-1] = np.cumprod(span[::-1].astype(np.int64))[::-1][1:]
-    row_keys = (q - lo).astype(np.int64) @ radix
+    row_keys = np.zeros(len(q), dtype=np.int64)
+    for k, column in enumerate(columns):
+        row_keys += (column - lo[k]).astype(np.int64) * radix[k]
     size = int(np.prod(span))
     if size <= DENSE_KEYS_PER_ROW * len(q):  # a table of every key in range: no sort
         keys = np.flatnonzero(np.bincount(row_keys, minlength=size))
@@ -128,7 +131,10 @@ def bin_points(
         tile = np.asarray(X[start : start + BIN_TILE_ROWS], dtype=np.float64)
         finite = np.abs(tile) <= MAX_ABS  # false for NaN and inf too
         bad = int(finite.size - np.count_nonzero(finite))
-        tile = tile[finite.all(axis=1)]
+        rows = finite[:, 0].copy()  # finite.all(axis=1), a column at a time (faster)
+        for k in range(1, finite.shape[1]):
+            rows &= finite[:, k]
+        tile = tile[rows]
         points = tile[:, :d]
         q = np.round(points / cell_size) if nearest else np.floor(points / cell_size)
         cells, inverse = unique_rows(q)
