@@ -85,7 +85,7 @@ def prepare(progress: bool | str, dtype: Any) -> None:
 
 def _compile_beside(dtype: str) -> None:
     """Compile the first part in a new process and the others here, at the same time."""
-    if _cache.cache_dir_of(_cache_owner()) is None or len(os.sched_getaffinity(0)) < 2:
+    if _cache.cache_dir_of(_cache_owner()) is None or _usable_cpus() < 2:
         return
     first, *rest = PARTS
     child = subprocess.Popen(
@@ -101,6 +101,13 @@ def _compile_beside(dtype: str) -> None:
         if child.poll() is None:
             child.kill()
             child.wait()
+
+
+def _usable_cpus() -> int:
+    """CPUs this process may run on (its affinity where the system has one)."""
+    if hasattr(os, "sched_getaffinity"):  # Linux
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
 
 
 def _cache_owner() -> Any:
