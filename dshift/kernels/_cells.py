@@ -10,10 +10,11 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
+import numba
 import numpy as np
 
 from dshift._limits import MAX_ABS
-from dshift.kernels._config import BIN_TILE_ROWS
+from dshift.kernels._config import BIN_TILE_ROWS, JIT
 from dshift.kernels._neighbours import PREDICT_RANGE_MESSAGE, nearest_labels
 
 
@@ -43,13 +44,58 @@ class Cells(NamedTuple):
 DENSE_KEYS_PER_ROW = 4
 
 
-def unique_rows(q: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+@numba.njit(**JIT)
+def _quantize(X, start, stop, d, cell_size, nearest, points, q, w):
+    """Rows ``start:stop`` of X whose values are all in range, packed at the front of the
+    buffers: their first d columns as float64 (``points``), their cells (``q``) and, if X
+    has one more column, that column (``w``). Returns the values out of range met, the rows
+    kept and the kept cells' lower and upper corners."""
+    lo = np.full(d, np.inf)
+    hi = np.full(d, -np.inf)
+    bad = kept = 0
+    for i in range(start, stop):
+        row_bad = 0
+        for k in range(X.shape[1]):
+            row_bad += not abs(np.float64(X[i, k])) <= MAX_ABS  # true for NaN and inf too
+        bad += row_bad
+        if row_bad:
+            continue
+        for k in range(d):
+            v = np.float64(X[i, k])
+            c = np.rint(v / cell_size) if nearest else np.floor(v / cell_size)
+            points[kept, k] = v
+            q[kept, k] = c
+            lo[k] = min(lo[k], c)
+            hi[k] = max(hi[k], c)
+        if X.shape[1] > d:
+            w[kept] = X[i, d]
+        kept += 1
+    return bad, kept, lo, hi
+
+
+@numba.njit(**JIT)
+def _row_keys(q, lo, radix, keys):
+    """Each row of q as one int64 in mixed radix from the lower corner ``lo``."""
+    for i in range(q.shape[0]):
+        key = 0
+        for k in range(q.shape[1]):
+            key += np.int64(q[i, k] - lo[k]) * radix[k]
+        keys[i] = key
+
+
+def unique_rows(
+    q: np.ndarray,
+    lo: np.ndarray | None = None,
+    hi: np.ndarray | None = None,
+    scratch: np.ndarray | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
     """``np.unique(q, axis=0, return_inverse=True)`` for integer-valued float rows, fast.
 
     Rows are encoded as one int64 key in mixed radix (first column most significant, so the
-    order stays lexicographic) when the block's ranges allow; otherwise numpy's row unique.
-    When the keys in range are few (at most ``DENSE_KEYS_PER_ROW`` per row) the occupied
-    ones are found by counting into a table of all of them, else by sorting.
+    order stays lexicographic) when the ranges between the columns' minima ``lo`` and maxima
+    ``hi`` (computed if not given) allow; otherwise numpy's row unique. When the keys in
+    range are few (at most ``DENSE_KEYS_PER_ROW`` per row) the occupied ones are found by
+    counting into a table of all of them, else by sorting.
 
     Examples
     --------
@@ -59,23 +105,24 @@ def unique_rows(q: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """
     if len(q) == 0:
         return q, np.empty(0, dtype=np.intp)
-    columns = [q[:, k] for k in range(q.shape[1])]  # numpy reduces a column at a time faster
-    lo = np.array([c.min() for c in columns])
-    span = np.array([c.max() for c in columns]) - lo + 1
+    if lo is None or hi is None:
+        lo, hi = q.min(axis=0), q.max(axis=0)
+    span = hi - lo + 1
     if float(np.prod(span)) >= 2.0**62:
         cells, inverse = np.unique(q, axis=0, return_inverse=True)
         return cells, inverse.ravel()
     radix = np.ones(q.shape[1], dtype=np.int64)
     radix[:-1] = np.cumprod(span[::-1].astype(np.int64))[::-1][1:]
-    row_keys = np.zeros(len(q), dtype=np.int64)
-    for k, column in enumerate(columns):
-        row_keys += (column - lo[k]).astype(np.int64) * radix[k]
+    if scratch is None:
+        scratch = np.empty((2, len(q)), dtype=np.int64)
+    row_keys = scratch[0, : len(q)]
+    _row_keys(q, lo, radix, row_keys)
     size = int(np.prod(span))
     if size <= DENSE_KEYS_PER_ROW * len(q):  # a table of every key in range: no sort
         keys = np.flatnonzero(np.bincount(row_keys, minlength=size))
         lookup = np.empty(size, dtype=np.intp)
         lookup[keys] = np.arange(len(keys))
-        inverse = lookup[row_keys]
+        inverse = np.take(lookup, row_keys, out=scratch[1, : len(q)])
     else:
         keys, inverse = np.unique(row_keys, return_inverse=True)
     cells = (keys[:, None] // radix) % span.astype(np.int64) + lo
@@ -97,6 +144,11 @@ def bin_points(
     sums: bool = False,
 ) -> Cells:
     """The occupied cells of a block, with their counts (and sums).
+
+    The block is read ``BIN_TILE_ROWS`` rows at a time into buffers made once per call, so
+    the temporaries are bounded by the tile and reused from one tile to the next (a worker
+    of a distributed cluster returns freed memory to the system at once, so fresh
+    temporaries for every tile would cost their page faults every time).
 
     Parameters
     ----------
@@ -124,24 +176,25 @@ def bin_points(
     >>> g.cells.ravel().tolist(), g.sums.ravel().tolist(), g.counts.tolist()
     ([0.0, 1.0], [0.4, 1.5], [2.0, 1.0])
     """
+    if X.dtype not in (np.float32, np.float64):
+        X = X.astype(np.float64)
+    X = np.ascontiguousarray(X)
     d = X.shape[1] - 1 if weighted else X.shape[1]
     counts = np.empty(0, dtype=np.float64 if weighted or sums else np.int64)
     out = Cells(np.empty((0, d)), counts, np.empty((0, d)) if sums else None, 0)
+    rows = min(BIN_TILE_ROWS, X.shape[0])
+    points, q, w = np.empty((rows, d)), np.empty((rows, d)), np.ones(rows)
+    scratch = np.empty((2, rows), dtype=np.int64)
     for start in range(0, X.shape[0], BIN_TILE_ROWS):
-        tile = np.asarray(X[start : start + BIN_TILE_ROWS], dtype=np.float64)
-        finite = np.abs(tile) <= MAX_ABS  # false for NaN and inf too
-        bad = int(finite.size - np.count_nonzero(finite))
-        rows = finite[:, 0].copy()  # finite.all(axis=1), a column at a time (faster)
-        for k in range(1, finite.shape[1]):
-            rows &= finite[:, k]
-        tile = tile[rows]
-        points = tile[:, :d]
-        q = np.round(points / cell_size) if nearest else np.floor(points / cell_size)
-        cells, inverse = unique_rows(q)
+        stop = min(start + BIN_TILE_ROWS, X.shape[0])
+        bad, kept, lo, hi = _quantize(X, start, stop, d, cell_size, nearest, points, q, w)
+        cells, inverse = unique_rows(q[:kept], lo, hi, scratch)
         n = len(cells)
-        w = tile[:, d] if weighted else (np.ones(len(tile)) if sums else None)
-        in_cells = _column_sums(inverse, points * w[:, None], n) if sums else None
-        out = merge_cells(out, Cells(cells, np.bincount(inverse, w, n), in_cells, bad))
+        weights = w[:kept] if weighted or sums else None
+        in_cells = None
+        if sums:
+            in_cells = _column_sums(inverse, points[:kept] * weights[:, None], n)
+        out = merge_cells(out, Cells(cells, np.bincount(inverse, weights, n), in_cells, bad))
     return out
 
 

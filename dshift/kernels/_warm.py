@@ -9,9 +9,9 @@ the routines that take the data's own dtype). ``python -m dshift.kernels._warm P
 DTYPE`` compiles one part in a new process.
 
 :data:`PARTS` splits the work in two of about equal compile time: the Gaussian's lattice
-and group routines; the per-center sums, the flat groups' core and shell and the spatial
-sort. Both groups' routines call the per-center sums: each part is ordered so that the
-other process has cached them (they come first in theirs) before they are needed.
+and group routines; the per-center sums, the flat groups' core and shell, the spatial sort
+and the binning. Both groups' routines call the per-center sums: each part is ordered so
+that the other process has cached them (they come first in theirs) before they are needed.
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ import numba
 import numpy as np
 from numba import types
 
+from dshift.kernels._cells import bin_points
 from dshift.kernels._gaussian import Lattice, gaussian_group, lattice_sums
 from dshift.kernels._groups import Group, add_to_members, core_and_shell, offset_sums
 from dshift.kernels._morton import spatially_sorted
@@ -50,7 +51,9 @@ def _compile_flat(dtype: np.dtype) -> None:
     core_and_shell.compile((A2, none, i, i, centers, numba.typeof(Group(i1, f1, 1.0)), A2))
     offset_sums.compile((A2, none, i, i, A1, A1))
     add_to_members.compile((A2, numba.typeof(i1), f, A1, A1, numba.typeof(out)))
-    spatially_sorted(np.random.default_rng(0).random((64, 3)).astype(dtype))
+    points = np.random.default_rng(0).random((64, 3)).astype(dtype)
+    spatially_sorted(points)
+    bin_points(points, 0.5, nearest=True)
 
 
 def compile_part(part: str, dtype: str = "float64") -> None:
