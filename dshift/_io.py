@@ -16,11 +16,14 @@ import numpy as np
 import zarr
 
 from dshift import _limits
-from dshift._cluster import checked_client
+from dshift._cluster import checked_client, free_memory
 from dshift._zarr_input import open_input, open_zarr_array, read_rows
 
 #: Target size of one row chunk when dshift chooses the chunking itself.
 TARGET_CHUNK_BYTES = 16 * 2**20
+#: ... at most this fraction of a worker's free memory: a chunk read from Zarr takes up to
+#: ~3x its size while its stored chunks are read, decoded and assembled.
+CHUNK_SHARE_OF_FREE_MEMORY = 1 / 16
 #: Smallest row chunk dshift makes by itself (fewer rows do not pay for a task).
 MIN_CHUNK_ROWS = 20_000
 
@@ -29,15 +32,38 @@ def _describe(X: Any) -> str:
     return f"{type(X).__module__}.{type(X).__qualname__}"
 
 
-def row_chunks_for(n_samples: int, n_features: int, itemsize: int, n_cores: int = 1) -> int:
-    """Rows per chunk when dshift chooses: ~16 MiB chunks, enough chunks to use the cores.
+def target_chunk_bytes(client: Any) -> int:
+    """Bytes per row chunk when dshift chooses: ``TARGET_CHUNK_BYTES``, less on a cluster
+    whose smallest worker has under 16 times that free (see
+    :func:`~dshift._cluster.free_memory`).
+
+    >>> target_chunk_bytes(None) == TARGET_CHUNK_BYTES
+    True
+    """
+    if client is None:
+        return TARGET_CHUNK_BYTES
+    free = free_memory(client)
+    if not free:
+        return TARGET_CHUNK_BYTES
+    return int(min(TARGET_CHUNK_BYTES, min(free) * CHUNK_SHARE_OF_FREE_MEMORY))
+
+
+def row_chunks_for(
+    n_samples: int,
+    n_features: int,
+    itemsize: int,
+    n_cores: int = 1,
+    chunk_bytes: int = TARGET_CHUNK_BYTES,
+) -> int:
+    """Rows per chunk when dshift chooses: ``chunk_bytes`` chunks, enough chunks to use
+    the cores.
 
     >>> row_chunks_for(10_000_000, 3, 8)
     699050
     >>> row_chunks_for(1000, 3, 8)
     1000
     """
-    by_bytes = max(1, TARGET_CHUNK_BYTES // max(1, n_features * itemsize))
+    by_bytes = max(1, chunk_bytes // max(1, n_features * itemsize))
     by_cores = max(MIN_CHUNK_ROWS, math.ceil(n_samples / max(1, 2 * n_cores)))
     return int(max(1, min(n_samples, by_bytes, by_cores)))
 
@@ -106,7 +132,7 @@ def as_dask_array(
     >>> X.shape, X.dtype, in_memory
     ((5, 2), dtype('float64'), True)
     """
-    checked_client()  # before any task: the workers must run this dshift
+    client = checked_client()  # before any task: the workers must run this dshift
     in_memory = False
     if isinstance(X, (str, os.PathLike, zarr.Array)):
         array = X if isinstance(X, zarr.Array) else open_zarr_array(X)
@@ -115,7 +141,9 @@ def as_dask_array(
         _check_shape(shape, name, n_features)
         source = open_input(array)
         stored = source.grid_rows
-        rows = row_chunks or row_chunks_for(shape[0], shape[1], dtype.itemsize)
+        rows = row_chunks or row_chunks_for(
+            shape[0], shape[1], dtype.itemsize, chunk_bytes=target_chunk_bytes(client)
+        )
         rows = max(stored, (rows // stored) * stored)
         arr = read_rows(source, (rows, shape[1]))
     elif isinstance(X, da.Array):
@@ -163,7 +191,9 @@ def as_dask_array(
         dtype = _check_dtype(X.dtype, name)
         _check_shape(X.shape, name, n_features)
         in_memory = True
-        rows = row_chunks or row_chunks_for(X.shape[0], X.shape[1], dtype.itemsize, _n_cores())
+        rows = row_chunks or row_chunks_for(
+            X.shape[0], X.shape[1], dtype.itemsize, _n_cores(), target_chunk_bytes(client)
+        )
         # name=False: a fresh name, rather than hashing every byte of X (0.7 s per 240 MB)
         arr = da.from_array(X, chunks=(rows, X.shape[1]), name=False)
     if arr.dtype != dtype:

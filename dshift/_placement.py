@@ -19,7 +19,7 @@ import numpy as np
 from dask.base import tokenize
 
 from dshift import kernels
-from dshift._cluster import current_client, watch_scheduler
+from dshift._cluster import current_client, free_memory, watch_scheduler
 from dshift._io import append_columns
 from dshift._resident import LocalBlocks, Resident
 
@@ -51,18 +51,23 @@ def keep_in_cluster(X: da.Array) -> da.Array:
     )
 
 
-#: Fraction of the cluster's (or this machine's) memory the loop's copy of X may take.
+#: Fraction of the cluster's (or this machine's) free memory the loop's copy of X may take.
 PERSIST_FRACTION = 0.4
 
 
 def available_memory() -> int:
-    """Total memory of the active distributed cluster's workers, else of this machine."""
+    """Free memory of the active distributed cluster's workers (see
+    :func:`~dshift._cluster.free_memory`), else this machine's memory.
+
+    Examples
+    --------
+    >>> available_memory() > 0  # no client: this machine's memory
+    True
+    """
     client = current_client()
-    host = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
     if client is None:
-        return host
-    workers = client.scheduler_info(n_workers=-1)["workers"].values()
-    return sum(w.get("memory_limit") or host for w in workers)
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    return sum(free_memory(client))
 
 
 def loop_data(

@@ -1,0 +1,100 @@
+"""Where a fit's data live, sized to what the workers have free: dask and Zarr input is
+kept in the workers' memory only when it fits in 40% of their free memory (each worker's
+limit less what it uses, at least the baseline of a worker with the kernels loaded), and
+the row chunks dshift makes are at most 1/16 of the smallest worker's free memory.
+
+A worker of 300 MiB holds ~210 MiB before any data (numba and the compiled kernels): data
+placed by its limit alone (40% of 600 MiB) or read in 16 MiB chunks took two such workers
+past their limit.
+"""
+
+from __future__ import annotations
+
+import dask
+import numpy as np
+import pytest
+import zarr
+
+from dshift import MeanShift, _cluster, _fit_input, _io, _placement
+
+MiB = 2**20
+
+
+class FakeClient:
+    """What ``free_memory`` reads of a client: the scheduler's view of the workers."""
+
+    def __init__(self, *workers: tuple[int | None, int | None]):
+        self.workers = {
+            f"tcp://127.0.0.1:{i}": {"memory_limit": limit, "metrics": {"memory": used}}
+            for i, (limit, used) in enumerate(workers)
+        }
+
+    def scheduler_info(self, n_workers: int = 5) -> dict:
+        return {"workers": self.workers}
+
+
+def host_memory() -> int:
+    import os
+
+    return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+
+
+def test_free_memory_is_the_limit_less_the_larger_of_use_and_baseline():
+    base = _cluster.WORKER_BASELINE
+    client = FakeClient((300 * MiB, 60 * MiB), (300 * MiB, 250 * MiB), (100 * MiB, 0), (None, 0))
+    assert _cluster.free_memory(client) == [
+        300 * MiB - base,  # a fresh worker will load the kernels
+        50 * MiB,  # a worker using more than the baseline
+        0,  # a limit below the baseline
+        host_memory() - base,  # no limit: the machine's memory
+    ]
+
+
+def test_dask_input_is_kept_only_if_it_fits_in_the_free_memory(monkeypatch, tmp_path):
+    path = str(tmp_path / "x.zarr")
+    zarr.create_array(path, shape=(2**21, 2), chunks=(2**18, 2), dtype="f4")[:] = 1.0
+    ms = MeanShift(bandwidth=1.0)
+    with dask.config.set(scheduler="sync"):
+        inp = _fit_input.prepare_input(ms, path, None, None)
+    assert inp.source.nbytes == 16 * MiB
+    free = _cluster.WORKER_BASELINE + 20 * MiB  # 2 x 20 MiB free: 40% is 16 MiB
+    for limit, kept in ((free, True), (free - MiB, False)):
+        client = FakeClient((limit, 0), (limit, 0))
+        monkeypatch.setattr(_placement, "current_client", lambda c=client: c)
+        assert _placement.available_memory() == 2 * (limit - _cluster.WORKER_BASELINE)
+        assert _fit_input.place(ms, inp).persist is kept
+
+
+@pytest.mark.parametrize(("free_mib", "expected_mib"), [(76, 76 / 16), (1000, 16), (0, 0)], ids=str)
+def test_chunks_are_at_most_a_sixteenth_of_the_smallest_workers_free_memory(free_mib, expected_mib):
+    base = _cluster.WORKER_BASELINE
+    client = FakeClient((base + free_mib * MiB, 0), (4096 * MiB, 0))
+    assert _io.target_chunk_bytes(client) == int(expected_mib * MiB)
+    rows = _io.row_chunks_for(10**8, 2, 4, chunk_bytes=_io.target_chunk_bytes(client))
+    assert rows == max(1, int(expected_mib * MiB) // 8)
+
+
+def test_zarr_chunks_follow_the_workers_free_memory(dask_client, monkeypatch, tmp_path):
+    """On a cluster whose workers have 76 MiB free, a Zarr array stored in 1 MiB chunks is
+    read 4 stored chunks per task (4.75 MiB at most), not 16."""
+    path = str(tmp_path / "x.zarr")
+    zarr.create_array(path, shape=(8_000_000, 2), chunks=(131_072, 2), dtype="f4")[:] = 1.0
+    base = _cluster.WORKER_BASELINE
+    small = FakeClient((base + 76 * MiB, 0))
+    monkeypatch.setattr(_io, "free_memory", lambda client: _cluster.free_memory(small))
+    X, _ = _io.as_dask_array(path)
+    assert set(X.chunks[0][:-1]) == {4 * 131_072}
+    monkeypatch.undo()
+    X, _ = _io.as_dask_array(path)
+    assert set(X.chunks[0][:-1]) == {16 * 131_072}
+
+
+def test_free_memory_reads_the_workers_use(dask_client):
+    limits = [
+        w["memory_limit"] for w in dask_client.scheduler_info(n_workers=-1)["workers"].values()
+    ]
+    free = _cluster.free_memory(dask_client)
+    assert len(free) == len(limits)
+    # the workers use memory of their own, so each has less free than its limit
+    assert all(0 < f <= limit - _cluster.WORKER_BASELINE for f, limit in zip(free, limits))
+    assert np.sum(free) == _placement.available_memory()
