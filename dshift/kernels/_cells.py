@@ -42,6 +42,84 @@ class Cells(NamedTuple):
 #: Keys in range per row up to which :func:`unique_rows` counts the rows' keys in a table
 #: (bounded by the rows, like the other temporaries) rather than sorting them.
 DENSE_KEYS_PER_ROW = 4
+#: Largest tables (bytes) :func:`bin_points` counts a whole block's cells in, in one pass.
+TABLE_BYTES = 2**23
+
+
+@numba.njit(**JIT)
+def _cell_bounds(X, d, cell_size, nearest):
+    """The values out of range in X, and the lower and upper corners of the cells of the
+    rows whose values are all in range (``inf`` and ``-inf`` if there is none)."""
+    lo = np.full(d, np.inf)
+    hi = np.full(d, -np.inf)
+    bad = 0
+    for i in range(X.shape[0]):
+        row_bad = 0
+        for k in range(X.shape[1]):
+            row_bad += not abs(np.float64(X[i, k])) <= MAX_ABS  # true for NaN and inf too
+        bad += row_bad
+        if row_bad:
+            continue
+        for k in range(d):
+            v = np.float64(X[i, k]) / cell_size
+            c = np.rint(v) if nearest else np.floor(v)
+            lo[k] = min(lo[k], c)
+            hi[k] = max(hi[k], c)
+    return bad, lo, hi
+
+
+@numba.njit(**JIT)
+def _count_cells(X, d, cell_size, nearest, lo, radix, rows, weights, sums):
+    """Add each row of X whose values are all in range to its cell's entries (the key of
+    cell c is ``sum((c - lo) * radix)``): 1 to ``rows``; its weight (X's column d, or 1)
+    to ``weights`` and its (weighted) point to ``sums``, for tables that have entries."""
+    weighted = X.shape[1] > d
+    for i in range(X.shape[0]):
+        in_range = True
+        for k in range(X.shape[1]):
+            in_range &= abs(np.float64(X[i, k])) <= MAX_ABS
+        if not in_range:
+            continue
+        key = 0
+        for k in range(d):
+            v = np.float64(X[i, k]) / cell_size
+            c = np.rint(v) if nearest else np.floor(v)
+            key += np.int64(c - lo[k]) * radix[k]
+        rows[key] += 1
+        w = np.float64(X[i, d]) if weighted else 1.0
+        if weights.shape[0]:
+            weights[key] += w
+        if sums.shape[0]:
+            for k in range(d):
+                sums[key, k] += np.float64(X[i, k]) * w
+
+
+def _in_one_table(
+    X: np.ndarray, d: int, cell_size: float, nearest: bool, weighted: bool, sums: bool
+) -> Cells | None:
+    """:func:`bin_points` counted in tables of every cell in the block's range, in two
+    passes over X (the range, then the counts); None if those tables would be larger than
+    ``TABLE_BYTES``, or than ``DENSE_KEYS_PER_ROW`` entries per row."""
+    bad, lo, hi = _cell_bounds(X, d, cell_size, nearest)
+    if not np.isfinite(lo).all():  # no row in range
+        counts = np.empty(0, dtype=np.float64 if weighted or sums else np.int64)
+        return Cells(np.empty((0, d)), counts, np.empty((0, d)) if sums else None, bad)
+    span = hi - lo + 1
+    size = float(np.prod(span))
+    per_key = 8 * (1 + (weighted or sums) + d * sums)
+    if size * per_key > TABLE_BYTES or size > DENSE_KEYS_PER_ROW * X.shape[0]:
+        return None
+    n = int(size)
+    radix = np.ones(d, dtype=np.int64)
+    radix[:-1] = np.cumprod(span[::-1].astype(np.int64))[::-1][1:]
+    rows = np.zeros(n, dtype=np.int64)
+    weights = np.zeros(n if weighted or sums else 0)
+    in_cells = np.zeros((n if sums else 0, d))
+    _count_cells(X, d, cell_size, nearest, lo, radix, rows, weights, in_cells)
+    keys = np.flatnonzero(rows)
+    cells = ((keys[:, None] // radix) % span.astype(np.int64) + lo).astype(np.float64)
+    counts = weights[keys] if weighted or sums else rows[keys]
+    return Cells(cells, counts, in_cells[keys] if sums else None, bad)
 
 
 @numba.njit(**JIT)
@@ -145,10 +223,12 @@ def bin_points(
 ) -> Cells:
     """The occupied cells of a block, with their counts (and sums).
 
-    The block is read ``BIN_TILE_ROWS`` rows at a time into buffers made once per call, so
-    the temporaries are bounded by the tile and reused from one tile to the next (a worker
-    of a distributed cluster returns freed memory to the system at once, so fresh
-    temporaries for every tile would cost their page faults every time).
+    When the block's cells span a small enough range (``TABLE_BYTES``), they are counted in
+    one table of every cell in it, in two compiled passes over the block. Otherwise the
+    block is read ``BIN_TILE_ROWS`` rows at a time into buffers made once per call, so the
+    temporaries are bounded by the tile and reused from one tile to the next (a worker of a
+    distributed cluster returns freed memory to the system at once, so fresh temporaries
+    for every tile would cost their page faults every time).
 
     Parameters
     ----------
@@ -180,6 +260,9 @@ def bin_points(
         X = X.astype(np.float64)
     X = np.ascontiguousarray(X)
     d = X.shape[1] - 1 if weighted else X.shape[1]
+    whole = _in_one_table(X, d, cell_size, nearest, weighted, sums)
+    if whole is not None:
+        return whole
     counts = np.empty(0, dtype=np.float64 if weighted or sums else np.int64)
     out = Cells(np.empty((0, d)), counts, np.empty((0, d)) if sums else None, 0)
     rows = min(BIN_TILE_ROWS, X.shape[0])

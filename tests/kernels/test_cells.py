@@ -15,9 +15,18 @@ from tests.reference import ref_cells
 ABOVE = float(np.nextafter(MAX_ABS, np.inf))
 
 
+@pytest.fixture(params=["one table", "tiles"])
+def binning(request, monkeypatch):
+    """bin_points either way: counted in one table of the block's range, or tile by tile
+    (as for blocks whose cells span too wide a range for a table)."""
+    if request.param == "tiles":
+        monkeypatch.setattr(_cells, "TABLE_BYTES", 0)
+    return request.param
+
+
 @pytest.mark.parametrize("tiles", [1, 3])
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
-def test_bin_points_matches_dict_reference(tiles, dtype):
+def test_bin_points_matches_dict_reference(tiles, dtype, binning):
     # several tiles of BIN_TILE_ROWS rows (the last one partial) exercise the tiled merge
     rng = np.random.default_rng(4)
     n = 300 if tiles == 1 else 2 * BIN_TILE_ROWS + 300
@@ -34,7 +43,7 @@ def test_bin_points_matches_dict_reference(tiles, dtype):
     assert counts.sum() == n - 3
 
 
-def test_bin_points_rounds_half_to_even_like_numpy():
+def test_bin_points_rounds_half_to_even_like_numpy(binning):
     X = np.array([[0.5], [1.5], [2.5], [-0.5]])
     cells, counts, *_ = kernels.bin_points(X, 1.0, nearest=True)
     # np.round: 0.5 -> 0, 1.5 -> 2, 2.5 -> 2, -0.5 -> -0
@@ -65,7 +74,7 @@ def test_merge_cells_matches_dict_reference():
     assert n_bad == bad
 
 
-def test_merged_cells_with_sums_are_the_cells_of_the_whole_block():
+def test_merged_cells_with_sums_are_the_cells_of_the_whole_block(binning):
     rng = np.random.default_rng(6)
     X = rng.normal(size=(1_000, 2)) * 3
     w = rng.integers(0, 3, len(X)).astype(np.float64)
@@ -83,7 +92,7 @@ def test_merged_cells_with_sums_are_the_cells_of_the_whole_block():
     assert merged.counts.dtype == np.float64
 
 
-def test_binning_and_labelling_count_values_beyond_the_range():
+def test_binning_and_labelling_count_values_beyond_the_range(binning):
     rng = np.random.default_rng(15)
     X = rng.normal(size=(300, 2))
     X[3, 0] = ABOVE
@@ -116,7 +125,7 @@ def test_cell_labels_find_cells_beyond_int64():
     assert kernels.cell_labels(X, size, keys, labels, C).tolist() == [1, 2, 3, 0, 0]
 
 
-def test_blocks_without_a_finite_row_have_no_cells():
+def test_blocks_without_a_finite_row_have_no_cells(binning):
     for X in (np.empty((0, 2)), np.full((5, 2), np.nan)):
         for options in (dict(nearest=True), dict(sums=True)):
             cells, counts, sums, bad = kernels.bin_points(X, 1.0, **options)
