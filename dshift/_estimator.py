@@ -13,7 +13,7 @@ from sklearn.base import BaseEstimator, ClusterMixin
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from dshift import _first_run, _fit, _fit_input, _fit_result
-from dshift._cluster import local_threads
+from dshift._cluster import fits_here, in_this_process, local_threads, steps_in_this_process
 from dshift._inputs import columns_stand_in, read_points
 from dshift._iterate import Step, label_blocks
 from dshift._params import result_params, validate_params
@@ -349,6 +349,13 @@ class MeanShift(ClusterMixin, BaseEstimator):
     ) -> Generator[Step, None, None]:
         """The fit's stages, in order (``iter_fit`` without the scheduler's setting)."""
         inp = _fit_input.prepare_input(self, X, sample_weight, point_bandwidth)
+        stages = self._placed_stages(inp)
+        if fits_here(inp.in_memory, inp.source.nbytes):
+            stages = steps_in_this_process(stages, self.n_jobs)
+        yield from stages
+
+    def _placed_stages(self, inp: _fit_input.FitInput) -> Generator[Step, None, None]:
+        """The stages from placing the checked input on."""
         _first_run.prepare(self.progress, inp.Xd.dtype)
         placed = _fit_input.place(self, inp)
         self.resumed_from_ = None
@@ -405,7 +412,8 @@ class MeanShift(ClusterMixin, BaseEstimator):
         labels = label_blocks(Xd, self.cluster_centers_, np.inf, True)
         if not kind.in_memory:
             return kind.labels(labels)
-        with local_threads(self.n_jobs):
+        here = fits_here(True, Xd.nbytes)
+        with in_this_process(self.n_jobs) if here else local_threads(self.n_jobs):
             return kind.labels(labels.compute())
 
     def fit_predict(self, X: Any, y: Any = None) -> np.ndarray | da.Array:

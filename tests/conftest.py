@@ -10,8 +10,18 @@ import sys
 import time
 from contextlib import contextmanager
 
+import dask
 import pytest
 from distributed import Client, LocalCluster
+
+
+@pytest.fixture(autouse=True, scope="session")
+def fits_use_the_cluster():
+    """Small in-memory input is fitted in the client's process by default, even with a
+    distributed client; the tests that pass a client mean the cluster to do the work, so
+    every fit goes there (tests/test_fit_here.py covers the default)."""
+    with dask.config.set({"dshift.fit-here-bytes": 0}):
+        yield
 
 
 @pytest.fixture(scope="session")
