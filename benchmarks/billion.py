@@ -23,15 +23,7 @@ import tempfile
 import threading
 from pathlib import Path
 
-import dask.array as da
 import numpy as np
-from distributed import Client, LocalCluster
-
-import dshift
-from dshift import datasets
-
-sys.path.insert(0, str(Path(__file__).parent))
-from bench import BANDWIDTH, HERE, dshift_figures, plot, timed
 
 WORKERS, MEMORY = 2, "1.5GB"
 
@@ -53,6 +45,17 @@ def peak_rss(client, stop, peaks):
 
 
 def main(argv=None) -> int:
+    # imported here, not at the top: the workers start by importing this script
+    # (multiprocessing's spawn), and bench.py imports scikit-learn and mlpack
+    import dask.array as da
+    from distributed import Client, LocalCluster
+
+    import dshift
+    from dshift import datasets
+
+    sys.path.insert(0, str(Path(__file__).parent))
+    from bench import BANDWIDTH, HERE, dshift_figures, plot, timed
+
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n", type=float, default=1e9)
     parser.add_argument("--store", default=None)
