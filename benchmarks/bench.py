@@ -357,16 +357,21 @@ def write_readme(rows, scale, meta):
 
 
 def warm_up():
-    """Every case's dshift fit once on small data, to the end: compiles (or loads) in every
-    worker each kernel the timed fits run (tiles, center grid, Gaussian groups and lattice,
-    16-d), so no timed row includes numba's work."""
+    """Every case's dshift fit once on small data, to the end: compiles (or loads) each
+    kernel the timed fits run (tiles, center grid, Gaussian groups and lattice, 16-d) in
+    every worker, then in this process (where small in-memory fits run even with a
+    client), so no timed row includes numba's work."""
     X = blobs(20_000)
-    dshift.MeanShift(bandwidth=BANDWIDTH, kernel="flat", seeding="bin").fit(X)
-    dshift.MeanShift(bandwidth=BANDWIDTH, kernel="flat", seeding="bin", persist=False).fit(X)
     seeds = dshift.get_bin_seeds(X, BANDWIDTH)
-    dshift.MeanShift(bandwidth=BANDWIDTH, kernel="gaussian", seeds=seeds).fit(X)
     X16 = blobs(5_000, d=16)
-    dshift.MeanShift(bandwidth=6.0, kernel="flat", seeds=X16[:20]).fit(X16)
+    for where in ({"dshift.fit-here-bytes": 0}, {}):  # the workers, then here
+        with dask.config.set(where):
+            dshift.MeanShift(bandwidth=BANDWIDTH, kernel="flat", seeding="bin").fit(X)
+            dshift.MeanShift(bandwidth=BANDWIDTH, kernel="flat", seeding="bin", persist=False).fit(
+                X
+            )
+            dshift.MeanShift(bandwidth=BANDWIDTH, kernel="gaussian", seeds=seeds).fit(X)
+            dshift.MeanShift(bandwidth=6.0, kernel="flat", seeds=X16[:20]).fit(X16)
 
 
 def run_cases(client, workdir, big):

@@ -190,9 +190,12 @@ class MeanShift(ClusterMixin, BaseEstimator):
     Per iteration the cost is one pass over the data and about ``n_samples * n_active``
     kernel evaluations, spread over the chunks; a task's memory is its chunk plus
     O(n_centers * n_features). The fit runs on the current dask scheduler: a
-    ``distributed.Client`` if one is active, the threaded scheduler otherwise. In-memory
-    (numpy) input is persisted once on the scheduler; dask and Zarr input is kept in memory
-    when it fits (see ``persist``) and streamed from its source every iteration otherwise.
+    ``distributed.Client`` if one is active, the threaded scheduler otherwise; in-memory
+    input of at most 16 MiB is fitted on local threads even with a client (the dask config
+    key ``dshift.fit-here-bytes`` sets the size; 0 sends every fit to the client). Larger
+    in-memory (numpy) input is persisted once on the scheduler; dask and Zarr input is kept
+    in memory when it fits (see ``persist``) and streamed from its source every iteration
+    otherwise.
 
     Examples
     --------
