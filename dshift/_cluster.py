@@ -31,12 +31,12 @@ WATCH_INTERVAL = 0.2
 #: dshift's compiled kernels loaded (213-218 MiB measured on Linux x86-64).
 WORKER_BASELINE = 224 * 2**20
 
-#: In-memory input up to this many bytes (one chunk of dshift's own chunking) is fitted in
-#: this process even when a distributed client is active: scattering it and a round trip
-#: per iteration cost more than the whole fit (on 2 cores: 1e4 points, 0.015 s here against
-#: 0.07 s on a 2-worker LocalCluster; 1e5 x 16 float64, 0.055 s against 0.11 s). The dask
-#: config key ``dshift.fit-here-bytes`` overrides it (0: in-memory input always goes to the
-#: cluster).
+#: In-memory input up to this many bytes as float64 (one chunk of dshift's chunking) is
+#: fitted in this process even when a distributed client is active: scattering it and a
+#: round trip per iteration cost more than the whole fit (on 2 cores: 1e4 points, 0.015 s
+#: here against 0.07 s on a 2-worker LocalCluster; 1e5 x 16 float64, 0.055 s against
+#: 0.11 s). The dask config key ``dshift.fit-here-bytes`` overrides it (0: in-memory input
+#: always goes to the cluster).
 FIT_HERE_BYTES = 2**24
 #: Set while a fit runs in this process in spite of a client (see :func:`in_this_process`).
 _here: contextvars.ContextVar[bool] = contextvars.ContextVar("dshift_here", default=False)
@@ -110,9 +110,11 @@ def local_threads(n_jobs: int | None) -> contextlib.AbstractContextManager[Any]:
     return dask.config.set(scheduler="threads", num_workers=threads)
 
 
-def fits_here(in_memory: bool, nbytes: int) -> bool:
-    """Whether a fit of input held by the client (``in_memory``) of ``nbytes`` runs in this
-    process although a distributed client is active (see :data:`FIT_HERE_BYTES`).
+def fits_here(in_memory: bool, n_values: int) -> bool:
+    """Whether a fit of input held by the client (``in_memory``) of ``n_values`` values runs
+    in this process although a distributed client is active: at most
+    :data:`FIT_HERE_BYTES` as float64, whatever its dtype (the work, and so the place to do
+    it, is the same for float32 and float64).
 
     Examples
     --------
@@ -122,7 +124,7 @@ def fits_here(in_memory: bool, nbytes: int) -> bool:
     import dask
 
     limit = int(dask.config.get("dshift.fit-here-bytes", FIT_HERE_BYTES))
-    return in_memory and nbytes <= limit and current_client() is not None
+    return in_memory and 8 * n_values <= limit and current_client() is not None
 
 
 @contextlib.contextmanager

@@ -191,11 +191,11 @@ class MeanShift(ClusterMixin, BaseEstimator):
     kernel evaluations, spread over the chunks; a task's memory is its chunk plus
     O(n_centers * n_features). The fit runs on the current dask scheduler: a
     ``distributed.Client`` if one is active, the threaded scheduler otherwise; in-memory
-    input of at most 16 MiB is fitted on local threads even with a client (the dask config
-    key ``dshift.fit-here-bytes`` sets the size; 0 sends every fit to the client). Larger
-    in-memory (numpy) input is persisted once on the scheduler; dask and Zarr input is kept
-    in memory when it fits (see ``persist``) and streamed from its source every iteration
-    otherwise.
+    input of at most 16 MiB as float64 is fitted on local threads even with a client (the
+    dask config key ``dshift.fit-here-bytes`` sets the size; 0 sends every fit to the
+    client). Larger in-memory (numpy) input is persisted once on the scheduler; dask and
+    Zarr input is kept in memory when it fits (see ``persist``) and streamed from its source
+    every iteration otherwise.
 
     Examples
     --------
@@ -353,7 +353,7 @@ class MeanShift(ClusterMixin, BaseEstimator):
         """The fit's stages, in order (``iter_fit`` without the scheduler's setting)."""
         inp = _fit_input.prepare_input(self, X, sample_weight, point_bandwidth)
         stages = self._placed_stages(inp)
-        if fits_here(inp.in_memory, inp.source.nbytes):
+        if fits_here(inp.in_memory, inp.source.size):
             stages = steps_in_this_process(stages, self.n_jobs)
         yield from stages
 
@@ -415,7 +415,7 @@ class MeanShift(ClusterMixin, BaseEstimator):
         labels = label_blocks(Xd, self.cluster_centers_, np.inf, True)
         if not kind.in_memory:
             return kind.labels(labels)
-        here = fits_here(True, Xd.nbytes)
+        here = fits_here(True, Xd.size)
         with in_this_process(self.n_jobs) if here else local_threads(self.n_jobs):
             return kind.labels(labels.compute())
 

@@ -58,8 +58,15 @@ def test_iterating_a_fit_here_leaves_the_client_to_the_caller(dask_client):
     assert seen and all(s == (dask_client, "dask.distributed") for s in seen)
 
 
-@pytest.mark.parametrize("in_memory, nbytes, expected", [(True, 10, True), (False, 10, False)])
-def test_fits_here_needs_in_memory_input_and_a_client(dask_client, in_memory, nbytes, expected):
-    with dask.config.set({"dshift.fit-here-bytes": 100}):
-        assert _cluster.fits_here(in_memory, nbytes) is expected
-        assert _cluster.fits_here(True, 101) is False
+@pytest.mark.parametrize("in_memory, n_values, expected", [(True, 12, True), (False, 12, False)])
+def test_fits_here_needs_in_memory_input_and_a_client(dask_client, in_memory, n_values, expected):
+    with dask.config.set({"dshift.fit-here-bytes": 100}):  # 12 float64 values, not 13
+        assert _cluster.fits_here(in_memory, n_values) is expected
+        assert _cluster.fits_here(True, 13) is False
+
+
+def test_float32_and_float64_of_one_shape_are_fitted_in_the_same_place(dask_client):
+    X32 = X.astype("float32")
+    for limit, tasks_expected in ((X.nbytes, False), (X.nbytes - 1, True)):
+        _, _, tasks = fitted_and_tasks(dask_client, X32, limit)
+        assert (tasks > 0) is tasks_expected
