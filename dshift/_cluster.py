@@ -40,6 +40,10 @@ WORKER_BASELINE = 224 * 2**20
 FIT_HERE_BYTES = 2**24
 #: Set while a fit runs in this process in spite of a client (see :func:`in_this_process`).
 _here: contextvars.ContextVar[bool] = contextvars.ContextVar("dshift_here", default=False)
+#: ... and on how many threads (None: one per core).
+_here_threads: contextvars.ContextVar[int | None] = contextvars.ContextVar(
+    "dshift_here_threads", default=None
+)
 
 #: Client id -> the workers already checked (a new worker is checked when it appears).
 _checked: dict[str, frozenset[str]] = {}
@@ -105,9 +109,7 @@ def local_threads(n_jobs: int | None) -> contextlib.AbstractContextManager[Any]:
         return contextlib.nullcontext()
     import dask
 
-    cores = os.cpu_count() or 1
-    threads = n_jobs if n_jobs > 0 else max(1, cores + 1 + n_jobs)
-    return dask.config.set(scheduler="threads", num_workers=threads)
+    return dask.config.set(scheduler="threads", num_workers=_threads(n_jobs))
 
 
 def fits_here(in_memory: bool, n_values: int) -> bool:
@@ -127,29 +129,45 @@ def fits_here(in_memory: bool, n_values: int) -> bool:
     return in_memory and 8 * n_values <= limit and current_client() is not None
 
 
+def _threads(n_jobs: int) -> int:
+    """joblib's count of threads: -1 is every core, -2 every core but one."""
+    cores = os.cpu_count() or 1
+    return n_jobs if n_jobs > 0 else max(1, cores + 1 + n_jobs)
+
+
 @contextlib.contextmanager
 def in_this_process(n_jobs: int | None = None) -> Iterator[None]:
-    """Run the block in this process even if a distributed client is active: dshift sees
-    no client, and dask computes on local threads (``n_jobs`` of them, as
-    :func:`local_threads`, else one per core).
+    """Run the block's dshift work in this process even if a distributed client is active:
+    dshift sees no client, and its computations take :func:`scheduler_options` (local
+    threads: ``n_jobs`` of them, else one per core). dask's process-wide config is left
+    alone, so other threads' computations still go to the client.
 
     Examples
     --------
-    >>> with in_this_process():
-    ...     current_client() is None
-    True
+    >>> with in_this_process(2):
+    ...     current_client() is None, scheduler_options()
+    (True, {'scheduler': 'threads', 'num_workers': 2})
     """
-    import dask
-
-    token = _here.set(True)
+    here = _here.set(True)
+    threads = _here_threads.set(None if n_jobs is None else _threads(n_jobs))
     try:
-        with dask.config.set(scheduler="threads"), local_threads(n_jobs):
-            yield
+        yield
     finally:
-        try:
-            _here.reset(token)
-        except ValueError:  # a generator resumed in another context: unset it there
-            _here.set(False)
+        _here_threads.reset(threads)
+        _here.reset(here)
+
+
+def scheduler_options() -> dict[str, Any]:
+    """Keyword arguments for dshift's own ``compute``/``persist`` calls: none (dask's
+    current scheduler), or local threads inside :func:`in_this_process`.
+
+    >>> scheduler_options()
+    {}
+    """
+    if not _here.get():
+        return {}
+    threads = _here_threads.get()
+    return {"scheduler": "threads", **({"num_workers": threads} if threads else {})}
 
 
 def steps_in_this_process(steps: Iterator[Any], n_jobs: int | None = None) -> Iterator[Any]:

@@ -13,7 +13,13 @@ from sklearn.base import BaseEstimator, ClusterMixin
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from dshift import _first_run, _fit, _fit_input, _fit_result
-from dshift._cluster import fits_here, in_this_process, local_threads, steps_in_this_process
+from dshift._cluster import (
+    fits_here,
+    in_this_process,
+    local_threads,
+    scheduler_options,
+    steps_in_this_process,
+)
 from dshift._inputs import columns_stand_in, read_points
 from dshift._iterate import Step, label_blocks
 from dshift._params import result_params, validate_params
@@ -417,7 +423,7 @@ class MeanShift(ClusterMixin, BaseEstimator):
             return kind.labels(labels)
         here = fits_here(True, Xd.size)
         with in_this_process(self.n_jobs) if here else local_threads(self.n_jobs):
-            return kind.labels(labels.compute())
+            return kind.labels(labels.compute(**scheduler_options()))
 
     def fit_predict(self, X: Any, y: Any = None) -> np.ndarray | da.Array:
         """Fit X and return ``labels_``."""

@@ -17,6 +17,7 @@ import dask.array as da
 import numpy as np
 
 from dshift import _checkpoint, _fingerprint, _limits, kernels
+from dshift._cluster import scheduler_options
 from dshift._columns import Columns
 from dshift._inputs import Kind, opened, read_points
 from dshift._io import aligned_column, append_columns, with_weights
@@ -177,7 +178,7 @@ def point_bandwidths(
     _check_adaptive(ms, given)
     if given is not None:
         h = aligned_column(X, given, "point_bandwidth", positive=True)
-        return h, None, float(h.mean().compute())
+        return h, None, float(h.mean().compute(**scheduler_options()))
     knn, mean = knn_bandwidths(X, ms.adaptive_k, ms.random_state)
     return None, knn, mean
 

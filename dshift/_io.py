@@ -17,7 +17,7 @@ import numpy as np
 import zarr
 
 from dshift import _limits
-from dshift._cluster import checked_client, free_memory
+from dshift._cluster import checked_client, free_memory, scheduler_options
 from dshift._zarr_input import open_input, open_zarr_array, read_rows
 
 #: Target size of one row chunk when dshift chooses the chunking itself.
@@ -25,6 +25,9 @@ TARGET_CHUNK_BYTES = 16 * 2**20
 #: ... at most this fraction of a worker's free memory: a chunk read from Zarr takes up to
 #: ~3x its size while its stored chunks are read, decoded and assembled.
 CHUNK_SHARE_OF_FREE_MEMORY = 1 / 16
+#: ... and at least this much, however little the workers have free (a full worker would
+#: otherwise get chunks of a row or so: millions of tasks).
+MIN_CHUNK_BYTES = 2**20
 #: Smallest row chunk dshift makes by itself (fewer rows do not pay for a task).
 MIN_CHUNK_ROWS = 20_000
 
@@ -36,7 +39,7 @@ def _describe(X: Any) -> str:
 def target_chunk_bytes(client: Any) -> int:
     """Bytes per row chunk when dshift chooses: ``TARGET_CHUNK_BYTES``, less on a cluster
     whose smallest worker has under 16 times that free (see
-    :func:`~dshift._cluster.free_memory`).
+    :func:`~dshift._cluster.free_memory`), but at least ``MIN_CHUNK_BYTES``.
 
     >>> target_chunk_bytes(None) == TARGET_CHUNK_BYTES
     True
@@ -46,7 +49,8 @@ def target_chunk_bytes(client: Any) -> int:
     free = free_memory(client)
     if not free:
         return TARGET_CHUNK_BYTES
-    return int(min(TARGET_CHUNK_BYTES, min(free) * CHUNK_SHARE_OF_FREE_MEMORY))
+    share = int(min(free) * CHUNK_SHARE_OF_FREE_MEMORY)
+    return max(MIN_CHUNK_BYTES, min(TARGET_CHUNK_BYTES, share))
 
 
 def row_chunks_for(
@@ -213,6 +217,7 @@ def row_blocks(X: np.ndarray, rows: int) -> da.Array:
     >>> B.chunks, np.shares_memory(dict(B.dask)[B.name, 2, 0], A)
     (((2, 2, 1), (2,)), True)
     """
+    X = np.ascontiguousarray(X)  # a copy only if X is not row-major (kernels need rows)
     name = f"array-{uuid.uuid4().hex}"
     starts = range(0, X.shape[0], rows) if X.shape[0] else range(1)
     graph = {(name, i, 0): X[start : start + rows] for i, start in enumerate(starts)}
@@ -310,7 +315,7 @@ def aligned_column(X: da.Array, values: Any, name: str, *, positive: bool) -> da
         low, high = 0.0, _limits.MAX_TOTAL_WEIGHT
     ok = (col >= low) & (col <= high)  # false for NaN and inf too
     # the total of the values in range only: it cannot overflow
-    bad, total = dask.compute((~ok).sum(), da.where(ok, col, 0.0).sum())
+    bad, total = dask.compute((~ok).sum(), da.where(ok, col, 0.0).sum(), **scheduler_options())
     if bad and positive:
         raise ValueError(
             f"{name} contains {int(bad)} non-positive, NaN, infinite or out-of-range value(s); "

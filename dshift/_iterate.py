@@ -24,6 +24,7 @@ import dask.array as da
 import numpy as np
 
 from dshift import _limits, kernels
+from dshift._cluster import scheduler_options
 from dshift._columns import Columns
 from dshift._resident import LocalBlocks, Resident
 
@@ -210,8 +211,8 @@ def compute_tree(parts: list, combine, *, last_on_client: bool = True):
     task = dask.delayed(combine, pure=True)
     parts = add_in_tree(parts, task, until=SPLIT_EVERY if last_on_client else 1)
     if not last_on_client:
-        return dask.compute(parts)[0]
-    return add_in_tree(list(dask.compute(*parts)), combine)
+        return dask.compute(parts, **scheduler_options())[0]
+    return add_in_tree(list(dask.compute(*parts, **scheduler_options())), combine)
 
 
 def add_in_tree(parts: list, combine: Callable, *, until: int = 1) -> Any:
@@ -367,7 +368,7 @@ def computed_labels_and_sizes(
     resident = Resident.of(data)
     parts = None if resident is None else resident.map_blocks(_block_labels_and_sizes, *args)
     if parts is None:
-        return dask.compute(*labels_and_sizes(data, *args))
+        return dask.compute(*labels_and_sizes(data, *args), **scheduler_options())
     sizes = parts[0][1].copy()
     for _, block_sizes in parts[1:]:
         sizes += block_sizes

@@ -16,6 +16,7 @@ import dask.array as da
 import numpy as np
 
 from dshift import kernels
+from dshift._cluster import scheduler_options
 from dshift._columns import Columns
 from dshift._iterate import LoopState, mean_shift_loop, reduce_stats
 from dshift._placement import Placement
@@ -57,7 +58,10 @@ def mode_table(
             )
         )
 
-    starts = density.run(lambda: np.asarray(density.data[:, :d].compute(), dtype=np.float64))
+    options = scheduler_options()
+    starts = density.run(
+        lambda: np.asarray(density.data[:, :d].compute(**options), dtype=np.float64)
+    )
     state = LoopState.start(starts)
     for _ in mean_shift_loop(stats, state, max_iter=max_iter, threshold=threshold):
         pass

@@ -19,7 +19,7 @@ import numpy as np
 from dask.base import tokenize
 
 from dshift import kernels
-from dshift._cluster import current_client, free_memory, watch_scheduler
+from dshift._cluster import current_client, free_memory, scheduler_options, watch_scheduler
 from dshift._io import append_columns
 from dshift._resident import LocalBlocks, Resident
 
@@ -38,7 +38,7 @@ def keep_in_cluster(X: da.Array) -> da.Array:
     """
     client = current_client()
     if client is None:
-        return X.persist()
+        return X.persist(**scheduler_options())
     blocks = [X.blocks[i, 0].compute(scheduler="sync") for i in range(X.numblocks[0])]
     # Fresh keys per fit: with keys from the data two fits of the same array would share
     # them, and releasing the first fit's futures could drop the second's data. The
@@ -56,7 +56,8 @@ PERSIST_FRACTION = 0.4
 
 
 def available_memory() -> int:
-    """Free memory of the active distributed cluster's workers (see
+    """Free memory of the active distributed cluster's workers, counted as the smallest
+    one's times their number (the chunks spread evenly; see
     :func:`~dshift._cluster.free_memory`), else this machine's memory.
 
     Examples
@@ -67,7 +68,8 @@ def available_memory() -> int:
     client = current_client()
     if client is None:
         return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
-    return sum(free_memory(client))
+    free = free_memory(client)
+    return min(free) * len(free) if free else 0
 
 
 def loop_data(
@@ -93,7 +95,7 @@ def loop_data(
             X = X.map_blocks(kernels.spatially_sorted, n_features, dtype=X.dtype, name=name)
         elif attempt:
             X = X.map_blocks(np.asarray, dtype=X.dtype, name=name)
-        X = X.persist()
+        X = X.persist(**scheduler_options())
     return X
 
 
@@ -140,7 +142,7 @@ class Placement:
             if self.in_memory:
                 # Persisted once, so the later graphs (loop, labels) refer to these keys
                 # rather than each optimizing the scattered chunks' concatenation anew.
-                self.data = self.data.persist()
+                self.data = self.data.persist(**scheduler_options())
             full = append_columns(self.data, self.extra(self.data))
         self.loop = loop_data(
             full,

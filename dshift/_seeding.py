@@ -13,6 +13,7 @@ import dask.array as da
 import numpy as np
 
 from dshift import _limits
+from dshift._cluster import scheduler_options
 from dshift._inputs import read_points
 from dshift._iterate import check_finite, reduce_cells
 
@@ -39,10 +40,10 @@ def sample_rows(
     if p is not None:
         n = min(n, int(np.count_nonzero(p)))
     if n >= n_total:
-        return np.asarray(X.compute())
+        return np.asarray(X.compute(**scheduler_options()))
     rng = np.random.default_rng(random_state)
     idx = np.sort(rng.choice(n_total, size=n, replace=False, p=p))
-    return np.asarray(X[idx].compute())
+    return np.asarray(X[idx].compute(**scheduler_options()))
 
 
 def get_bin_seeds(X: Any, bin_size: float, min_bin_freq: int = 1) -> np.ndarray:
@@ -144,7 +145,7 @@ def _the_points(X: Any, Xd: da.Array) -> np.ndarray:
 def _all_points(Xd: da.Array, weighted: bool = False) -> np.ndarray:
     if Xd.shape[0] > ALL_SEEDS_LIMIT:
         _all_points_limit(Xd.shape[0])
-    points = np.asarray(Xd.compute())
+    points = np.asarray(Xd.compute(**scheduler_options()))
     check_finite(_limits.count_out_of_range(points))  # weights are in range (aligned_column)
     return _positive_weight_points(points, weighted)
 

@@ -186,7 +186,8 @@ def unique_rows(
     if lo is None or hi is None:
         lo, hi = q.min(axis=0), q.max(axis=0)
     span = hi - lo + 1
-    if float(np.prod(span)) >= 2.0**62:
+    # keys fit an int64, and every span is exact (beyond 2**52 the + 1 can be lost)
+    if float(np.prod(span)) >= 2.0**62 or (hi - lo).max() >= 2.0**52:
         cells, inverse = np.unique(q, axis=0, return_inverse=True)
         return cells, inverse.ravel()
     radix = np.ones(q.shape[1], dtype=np.int64)

@@ -53,7 +53,8 @@ def _compile_flat(dtype: np.dtype) -> None:
     add_to_members.compile((A2, numba.typeof(i1), f, A1, A1, numba.typeof(out)))
     points = np.random.default_rng(0).random((64, 3)).astype(dtype)
     spatially_sorted(points)
-    bin_points(points, 0.5, nearest=True)
+    bin_points(points, 0.5, nearest=True)  # one table of the cells in range
+    bin_points(points * 100, 0.5, nearest=True)  # too wide a range: tile by tile
 
 
 def compile_part(part: str, dtype: str = "float64") -> None:

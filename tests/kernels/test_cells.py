@@ -162,3 +162,11 @@ def test_unique_rows_is_numpys_row_unique_either_way(monkeypatch, spread, dense)
     assert_array_equal(cells, ref)
     assert_array_equal(inverse, ref_inverse.ravel())
     assert inverse[0] == inverse[1]
+
+
+def test_cells_further_apart_than_float64_counts_exactly_stay_apart(binning):
+    """Cell indices 0 and 2**53 (the span's + 1 is lost in float64) are two cells."""
+    X = np.array([[0.0], [2.0**53], [2.0**53], [-(2.0**60)]])
+    cells, counts, _, bad = kernels.bin_points(X, 1.0, nearest=True)
+    assert cells.ravel().tolist() == [-(2.0**60), 0.0, 2.0**53]
+    assert counts.tolist() == [1, 1, 2] and bad == 0
