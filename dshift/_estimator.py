@@ -82,12 +82,14 @@ class MeanShift(ClusterMixin, BaseEstimator):
         when None).
     row_chunks : int, default=None
         Rows per chunk for input that dshift chunks itself (numpy arrays, Zarr arrays);
-        ``None`` picks ~16 MiB chunks. Dask arrays keep their own row chunks.
+        ``None`` picks ~16 MiB chunks (less on workers with little free memory, at least
+        1 MiB). Dask arrays keep their own row chunks.
     persist : {"auto", True, False}, default="auto"
         Keep a copy of X in the cluster's memory for the iterations. ``"auto"``: numpy input
-        always; dask/Zarr input when it takes at most 40% of the workers' free memory (each
-        one's limit less what it uses, at least 224 MiB: numba and the compiled kernels;
-        this machine's memory without a distributed client), otherwise it is
+        always; dask/Zarr input when it takes at most 40% of the workers' free memory (the
+        smallest worker's limit less what it uses, at least 224 MiB for numba and the
+        compiled kernels, times the number of workers; this machine's memory without a
+        distributed client), otherwise it is
         streamed from its source every iteration. The kept copy has its rows Morton-ordered
         within each chunk (the Gaussian's only without weights and adaptive bandwidths), so
         far tiles are skipped and nearby Gaussian centers share their exps.
