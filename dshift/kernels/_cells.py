@@ -46,6 +46,21 @@ DENSE_KEYS_PER_ROW = 4
 TABLE_BYTES = 2**23
 
 
+@numba.njit(inline="always")
+def _out_of_range(X, i):
+    """How many values of row i of X are NaN, infinite or beyond ``MAX_ABS``."""
+    bad = 0
+    for k in range(X.shape[1]):
+        bad += not abs(np.float64(X[i, k])) <= MAX_ABS  # true for NaN and inf too
+    return bad
+
+
+@numba.njit(inline="always")
+def _cell(v, cell_size, nearest):
+    """The cell index of the value v: ``round(v / cell_size)`` or ``floor(v / cell_size)``."""
+    return np.rint(v / cell_size) if nearest else np.floor(v / cell_size)
+
+
 @numba.njit(**JIT)
 def _cell_bounds(X, d, cell_size, nearest):
     """The values out of range in X, and the lower and upper corners of the cells of the
@@ -54,15 +69,12 @@ def _cell_bounds(X, d, cell_size, nearest):
     hi = np.full(d, -np.inf)
     bad = 0
     for i in range(X.shape[0]):
-        row_bad = 0
-        for k in range(X.shape[1]):
-            row_bad += not abs(np.float64(X[i, k])) <= MAX_ABS  # true for NaN and inf too
+        row_bad = _out_of_range(X, i)
         bad += row_bad
         if row_bad:
             continue
         for k in range(d):
-            v = np.float64(X[i, k]) / cell_size
-            c = np.rint(v) if nearest else np.floor(v)
+            c = _cell(np.float64(X[i, k]), cell_size, nearest)
             lo[k] = min(lo[k], c)
             hi[k] = max(hi[k], c)
     return bad, lo, hi
@@ -75,15 +87,11 @@ def _count_cells(X, d, cell_size, nearest, lo, radix, rows, weights, sums):
     to ``weights`` and its (weighted) point to ``sums``, for tables that have entries."""
     weighted = X.shape[1] > d
     for i in range(X.shape[0]):
-        in_range = True
-        for k in range(X.shape[1]):
-            in_range &= abs(np.float64(X[i, k])) <= MAX_ABS
-        if not in_range:
+        if _out_of_range(X, i):
             continue
         key = 0
         for k in range(d):
-            v = np.float64(X[i, k]) / cell_size
-            c = np.rint(v) if nearest else np.floor(v)
+            c = _cell(np.float64(X[i, k]), cell_size, nearest)
             key += np.int64(c - lo[k]) * radix[k]
         rows[key] += 1
         w = np.float64(X[i, d]) if weighted else 1.0
@@ -132,15 +140,13 @@ def _quantize(X, start, stop, d, cell_size, nearest, points, q, w):
     hi = np.full(d, -np.inf)
     bad = kept = 0
     for i in range(start, stop):
-        row_bad = 0
-        for k in range(X.shape[1]):
-            row_bad += not abs(np.float64(X[i, k])) <= MAX_ABS  # true for NaN and inf too
+        row_bad = _out_of_range(X, i)
         bad += row_bad
         if row_bad:
             continue
         for k in range(d):
             v = np.float64(X[i, k])
-            c = np.rint(v / cell_size) if nearest else np.floor(v / cell_size)
+            c = _cell(v, cell_size, nearest)
             points[kept, k] = v
             q[kept, k] = c
             lo[k] = min(lo[k], c)
