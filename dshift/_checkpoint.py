@@ -39,7 +39,7 @@ from dshift._untrusted import file_kind, one_line, open_archive, refusing
 
 #: Version of the file layout; a checkpoint of another version is refused. 2: integer
 #: parameters are fingerprinted exactly (1 turned them into floats).
-FORMAT = 2
+FORMAT = 3
 
 
 def check_path(path: Any) -> None:
@@ -170,6 +170,8 @@ def save(path: str | os.PathLike, ckpt: Checkpoint) -> None:
             "n_iter": ckpt.state.n_iter,
             "intensity": ckpt.state.intensity,
             "local_bandwidth": ckpt.state.local_bandwidth,
+            "last_step": ckpt.state.last_step,
+            "relax": ckpt.state.relax,
             "h_iteration": np.array([s.iteration for s in h], dtype=np.int64),
             "h_n_computed": np.array([s.n_computed for s in h], dtype=np.int64),
             "h_max_shift": np.array([s.max_shift for s in h], dtype=np.float64),
@@ -244,6 +246,8 @@ def load(
         state=LoopState(
             **{k: arrays[k] for k in ("centers", "active", "alive", "n_iter", "intensity")},
             local_bandwidth=arrays["local_bandwidth"],
+            last_step=arrays["last_step"],
+            relax=arrays["relax"],
             iteration=meta["iteration"],
             elapsed=float(meta["elapsed"]),
         ),
@@ -255,8 +259,8 @@ def _check_format(path: str, meta: dict[str, Any]) -> None:
     if not is_number(meta.get("format"), int) or meta["format"] != FORMAT:
         raise ValueError(
             f"Checkpoint {path!r} has format {one_line(repr(meta.get('format')), 40)}, this "
-            f"dshift reads format {FORMAT} only (older checkpoints fingerprint parameters "
-            f"differently); delete it and {steps_dir(path)!r} to start afresh."
+            f"dshift reads format {FORMAT} only (older checkpoints hold less of the loop's "
+            f"state); delete it and {steps_dir(path)!r} to start afresh."
         )
 
 

@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 
+from dshift._centers import MAX_RELAX
 from dshift._untrusted import Invalid, check_names, expect, one_line, read_member
 
 #: Largest JSON metadata member accepted (bytes of its .npy data).
@@ -33,6 +34,8 @@ _STATE = {
     "n_iter": (_I8, "m"),
     "intensity": (_F8, "m"),
     "local_bandwidth": (_F8, "m"),
+    "last_step": (_F8, "md"),
+    "relax": (_F8, "m"),
     "h_iteration": (_I8, "t"),
     "h_n_computed": (_I8, "t"),
     "h_max_shift": (_F8, "t"),
@@ -144,9 +147,12 @@ def _read_arrays(archive, specs, sizes: dict[str, int], why: str) -> dict[str, n
 
 def _check_values(arrays: dict[str, np.ndarray], iteration: int) -> None:
     """Values a dshift fit can produce: finite, in range and consistent."""
-    for name in ("seeds", "centers", "intensity", "local_bandwidth", "h_max_shift", "h_elapsed"):
+    finite = ("seeds", "centers", "intensity", "local_bandwidth", "last_step", "relax")
+    for name in (*finite, "h_max_shift", "h_elapsed"):
         if name in arrays and not np.isfinite(arrays[name]).all():
             raise Invalid(f"member {name!r} holds NaN or infinite values")
+    if "relax" in arrays and ((arrays["relax"] < 1) | (arrays["relax"] > MAX_RELAX)).any():
+        raise Invalid(f"member 'relax' holds values outside [1, {MAX_RELAX}]")
     for name in ("intensity", "local_bandwidth", "h_max_shift", "h_elapsed"):
         if name in arrays and (arrays[name] < 0).any():
             raise Invalid(f"member {name!r} holds negative values")

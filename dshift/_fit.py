@@ -21,6 +21,7 @@ import numpy as np
 
 from dshift import _checkpoint, _fingerprint, _limits, kernels
 from dshift._bandwidth import estimate_bandwidth
+from dshift._centers import shortcuts
 from dshift._columns import Columns
 from dshift._fit_input import FitInput, spatial_order
 from dshift._grid import grid_summary
@@ -364,8 +365,9 @@ def run_loop(
         points.stats, bandwidth=run.bandwidth, kernel=kernels.KERNELS[ms.kernel]
     )
     threshold = ms.tol * run.bandwidth
+    quick = shortcuts(kernels.KERNELS[ms.kernel], points.columns.adaptive)
     for step in mean_shift_loop(
-        compute_stats, run.state, max_iter=ms.max_iter, threshold=threshold
+        compute_stats, run.state, max_iter=ms.max_iter, threshold=threshold, shortcuts=quick
     ):
         run.history.append(step)
         resume.save(run)

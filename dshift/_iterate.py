@@ -4,10 +4,10 @@ Each iteration plans the chunks' work once (:func:`dshift.kernels.plan`: the dis
 *active* centers and how to reach them), broadcasts the plan, every chunk computes its
 partial :class:`~dshift.kernels.ChunkStats`, and a tree of ``add_stats`` adds them: on the cluster
 down to at most ``SPLIT_EVERY`` (m x (d + 3)) partials, which the client adds when they are
-small (else the whole tree runs on the cluster). There the new centers are computed,
-centers whose shift is at most ``tol * bandwidth`` are frozen (no longer broadcast), and
-centers that have become identical are computed once from then on (they follow the same
-path, so the result does not change).
+small (else the whole tree runs on the cluster). There the new centers are computed
+(Gaussian steps stretched, see :func:`dshift._centers.relaxation`), centers whose shift is
+at most ``tol * bandwidth`` are frozen (no longer broadcast), and identical centers are
+computed once.
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ import dask.array as da
 import numpy as np
 
 from dshift import _limits, kernels
+from dshift._centers import followers, relaxation
 from dshift._cluster import scheduler_options
 from dshift._columns import Columns
 from dshift._resident import LocalBlocks, Resident
@@ -52,7 +53,9 @@ class Step:
     n_computed : int
         Distinct centers broadcast to the chunks in this iteration.
     max_shift : float
-        Largest distance a center moved in this iteration.
+        Largest shift of a center in this iteration: the distance to its kernel-weighted
+        mean, which the convergence test compares with ``tol * bandwidth`` (a stretched
+        Gaussian step moves the center up to ``MAX_RELAX`` times as far).
     elapsed : float
         Seconds since the loop started.
     """
@@ -76,7 +79,9 @@ class LoopState:
     """Every seed's state; the loop updates it in place after each iteration.
 
     ``iteration`` is the next iteration to run and ``elapsed`` the seconds spent in earlier
-    runs (both non-zero when a fit resumes from a checkpoint).
+    runs (both non-zero when a fit resumes from a checkpoint). ``last_step`` and ``relax``
+    hold each seed's last mean shift vector and the factor it was stretched by (see
+    :func:`dshift._centers.relaxation`).
     """
 
     centers: np.ndarray
@@ -85,6 +90,8 @@ class LoopState:
     n_iter: np.ndarray
     intensity: np.ndarray
     local_bandwidth: np.ndarray
+    last_step: np.ndarray
+    relax: np.ndarray
     iteration: int = 0
     elapsed: float = 0.0
 
@@ -99,6 +106,8 @@ class LoopState:
             n_iter=np.zeros(m, dtype=np.int64),
             intensity=np.zeros(m, dtype=np.float64),
             local_bandwidth=np.zeros(m, dtype=np.float64),
+            last_step=np.zeros(np.shape(seeds), dtype=np.float64),
+            relax=np.ones(m, dtype=np.float64),
         )
 
 
@@ -253,6 +262,7 @@ def mean_shift_loop(
     *,
     max_iter: int,
     threshold: float,
+    shortcuts: bool = False,
 ) -> Generator[Step, None, LoopState]:
     """Run mean shift from ``state`` (updated in place), one iteration per yielded Step.
 
@@ -260,7 +270,11 @@ def mean_shift_loop(
     the data for those centers (one pass). A seed stops when its shift is at most
     ``threshold`` or after iteration ``max_iter``; a seed with no point in reach is dropped.
     A seed's iteration count is the 0-based iteration at which it stopped, as in
-    scikit-learn. Non-finite values are reported from the first iteration's pass.
+    scikit-learn. Non-finite values are reported from the first iteration's pass. With
+    ``shortcuts`` (see :func:`dshift._centers.shortcuts`), an active seed within
+    ``threshold`` of another takes its place (:func:`dshift._centers.followers`), and a
+    moving seed's step is stretched by :func:`dshift._centers.relaxation`; a seed that
+    stops takes its plain step.
     """
     s = state
     start = time.perf_counter() - s.elapsed
@@ -269,6 +283,10 @@ def mean_shift_loop(
         idx = np.flatnonzero(s.active)
         if idx.size == 0:
             break
+        if shortcuts:
+            lead = idx[followers(s.centers[idx], threshold)]
+            for field in (s.centers, s.last_step, s.relax):
+                field[idx] = field[lead]
         distinct, inverse = np.unique(s.centers[idx], axis=0, return_inverse=True)
         inverse = inverse.ravel()
         total = compute_stats(distinct)
@@ -281,12 +299,21 @@ def mean_shift_loop(
         s.active[dropped] = False
         s.n_iter[dropped] = it
         moved = idx[~empty]
-        new = s.centers[moved] + total.sums[inverse[~empty]] / weights[~empty, None]
+        step = total.sums[inverse[~empty]] / weights[~empty, None]
+        new = s.centers[moved] + step
         shift = np.sqrt(((new - s.centers[moved]) ** 2).sum(axis=1))
+        stops = (shift <= threshold) | (it == max_iter)
+        if shortcuts:
+            factor = relaxation(step, s.last_step[moved], s.relax[moved])
+            factor[stops] = 1.0
+            stretched = s.centers[moved] + factor[:, None] * step
+            new = np.where(factor[:, None] > 1.0, stretched, new)
+            s.last_step[moved] = step
+            s.relax[moved] = factor
         s.centers[moved] = new
         s.intensity[moved] = total.counts[inverse[~empty]]
         s.local_bandwidth[moved] = total.bandwidths[inverse[~empty]] / weights[~empty]
-        done = moved[(shift <= threshold) | (it == max_iter)]
+        done = moved[stops]
         s.active[done] = False
         s.n_iter[done] = it
         s.iteration = it + 1

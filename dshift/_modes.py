@@ -16,6 +16,7 @@ import dask.array as da
 import numpy as np
 
 from dshift import kernels
+from dshift._centers import shortcuts
 from dshift._cluster import scheduler_options
 from dshift._columns import Columns
 from dshift._iterate import LoopState, mean_shift_loop, reduce_stats
@@ -63,7 +64,8 @@ def mode_table(
         lambda: np.asarray(density.data[:, :d].compute(**options), dtype=np.float64)
     )
     state = LoopState.start(starts)
-    for _ in mean_shift_loop(stats, state, max_iter=max_iter, threshold=threshold):
+    quick = shortcuts(kernel, adaptive=False)  # the cells' density has one bandwidth
+    for _ in mean_shift_loop(stats, state, max_iter=max_iter, threshold=threshold, shortcuts=quick):
         pass
     labels = kernels.nearest_labels(state.centers, centers, bandwidth, cluster_all)
     return kernels.cell_table(cells, labels)

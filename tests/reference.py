@@ -88,29 +88,76 @@ def ref_chunk_stats(X, C, bandwidth, kernel, w=None, h=None) -> RefStats:
 # ---------------------------------------------------------------------------------------
 
 
-def ref_single_seed(X, seed, bandwidth, kernel, max_iter=300, tol=1e-3):
-    """Mean shift of one seed; returns (trajectory, intensity, n_iter, alive).
+def ref_stretch(step, last, last_factor) -> float:
+    """The over-relaxation of a Gaussian step, as dshift's docs define it: when this step
+    and the last point the same way (cosine >= 0.9), the plain iteration's rate along that
+    line is 1 - (1 - r) / last_factor with r the step's component along the last step
+    relative to it, and the step is stretched by 1 / (1 - rate), kept within [1, 1.9]."""
+    norms = np.linalg.norm(step) * np.linalg.norm(last)
+    if norms == 0 or step @ last < 0.9 * norms:
+        return 1.0
+    r = (step @ last) / (last @ last)
+    rate = 1.0 - (1.0 - r) / last_factor
+    return 1.9 if rate >= 1.0 - 1.0 / 1.9 else max(1.0, 1.0 / (1.0 - rate))
+
+
+def ref_seeds(X, seeds, bandwidth, kernel, max_iter=300, tol=1e-3):
+    """Mean shift of the seeds; for each, (trajectory, intensity, n_iter, alive).
 
     ``n_iter`` is the 0-based iteration at which the seed stopped (scikit-learn's count);
     ``intensity`` the number of points within the bandwidth of the center that was
-    evaluated last (i.e. before the final update).
+    evaluated last (i.e. before the final update). With the Gaussian kernel, at the start
+    of each iteration a moving seed takes the place (and the last step) of the first moving
+    seed in its cell of a grid of edge tol * bandwidth when that one is within
+    tol * bandwidth of it, and steps that do not stop a seed are stretched
+    (:func:`ref_stretch`).
     """
     X = np.asarray(X, dtype=np.float64)
-    c = np.array(seed, dtype=np.float64)
-    traj = []
+    radius = tol * bandwidth
+    gaussian = kernel == "gaussian"
+    seeds = [
+        {
+            "c": np.array(s, dtype=np.float64),
+            "last": np.zeros(len(s)),
+            "factor": 1.0,
+            "traj": [],
+            "count": 0,
+            "n_iter": 0,
+            "alive": True,
+            "moving": True,
+        }
+        for s in seeds
+    ]
     for it in range(max_iter + 1):
-        d2 = ((X - c) ** 2).sum(axis=1)
-        w = ref_weights(d2, bandwidth * bandwidth, kernel)
-        if w.sum() == 0:
-            return traj, 0, it, False
-        count = int((d2 <= bandwidth * bandwidth).sum())
-        new = (w[:, None] * X).sum(axis=0) / w.sum()
-        shift = np.linalg.norm(new - c)
-        c = new
-        traj.append(c.copy())
-        if shift <= tol * bandwidth or it == max_iter:
-            return traj, count, it, True
-    raise AssertionError("unreachable")
+        moving = [s for s in seeds if s["moving"]]
+        if gaussian and radius > 0:
+            first = {}
+            for s in moving:
+                first.setdefault(tuple(np.floor(s["c"] / radius)), s)
+            for s in moving:
+                lead = first[tuple(np.floor(s["c"] / radius))]
+                if np.linalg.norm(s["c"] - lead["c"]) <= radius:
+                    s["c"], s["last"], s["factor"] = lead["c"].copy(), lead["last"], lead["factor"]
+        for s in moving:
+            c = s["c"]
+            d2 = ((X - c) ** 2).sum(axis=1)
+            w = ref_weights(d2, bandwidth * bandwidth, kernel)
+            s["n_iter"] = it
+            if w.sum() == 0:
+                s["alive"] = s["moving"] = False
+                continue
+            s["count"] = int((d2 <= bandwidth * bandwidth).sum())
+            new = (w[:, None] * X).sum(axis=0) / w.sum()
+            stops = np.linalg.norm(new - c) <= radius or it == max_iter
+            if gaussian and not stops:
+                step = new - c
+                s["factor"] = ref_stretch(step, s["last"], s["factor"])
+                s["last"] = step
+                new = c + s["factor"] * step
+            s["c"] = new
+            s["traj"].append(new.copy())
+            s["moving"] = not stops
+    return [(s["traj"], s["count"], s["n_iter"], s["alive"]) for s in seeds]
 
 
 def ref_postprocess(X, finals, intensities, alive, bandwidth):
@@ -131,7 +178,7 @@ def ref_postprocess(X, finals, intensities, alive, bandwidth):
 
 
 def ref_mean_shift(X, seeds, bandwidth, kernel, max_iter=300, tol=1e-3):
-    runs = [ref_single_seed(X, s, bandwidth, kernel, max_iter, tol) for s in seeds]
+    runs = ref_seeds(X, seeds, bandwidth, kernel, max_iter, tol)
     finals = np.array([r[0][-1] if r[0] else s for r, s in zip(runs, seeds)])
     intens = np.array([r[1] for r in runs])
     n_iter = np.array([r[2] for r in runs])

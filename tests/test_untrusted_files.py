@@ -205,7 +205,7 @@ def test_a_zip_entry_claiming_gigabytes_is_refused(pristine, tmp_path):
 
 
 def _drop_a_column(members: dict[str, bytes]) -> None:
-    for name in ("seeds", "centers"):
+    for name in ("seeds", "centers", "last_step"):
         if name in members:  # a step record has no seeds
             members[name] = _npy(np.ascontiguousarray(_array(members[name])[:, :2]))
 
@@ -260,8 +260,8 @@ def _set_meta(ckpt: Path, **changes) -> None:
 def test_a_checkpoint_of_the_previous_format_is_refused_clearly(pristine, tmp_path):
     source, params, data = pristine
     ckpt = _copy_checkpoint(source, tmp_path)
-    _set_meta(ckpt, format=1)
-    with pytest.raises(ValueError, match=r"has format 1, this dshift reads format 2 only"):
+    _set_meta(ckpt, format=2)
+    with pytest.raises(ValueError, match=r"has format 2, this dshift reads format 3 only"):
         _load(ckpt, params, data)
 
 
@@ -322,9 +322,14 @@ def _put(index, value):
         ("active", lambda a: a.astype(np.int8), "member 'active' has dtype int8"),
         ("centers", lambda a: np.asfortranarray(a[:, :2]), r"shape \(\d+, 2\), expected"),
         ("n_iter", lambda a: a[:-1], r"member 'n_iter' has shape"),
+        ("relax", _put(0, 2.5), r"member 'relax' holds values outside \[1, 1.9\]"),
+        ("relax", _put(1, 0.5), r"member 'relax' holds values outside \[1, 1.9\]"),
+        ("last_step", _put((0, 2), np.inf), "member 'last_step' holds NaN or infinite"),
+        ("last_step", lambda a: a[:, :2].copy(), r"member 'last_step' has shape"),
     ],
     ids=["nan-center", "inf-seed", "negative-intensity", "active-but-dropped", "n_iter-range"]
-    + ["h_iteration-order", "n_computed-range", "float32", "int8", "two-columns", "short"],
+    + ["h_iteration-order", "n_computed-range", "float32", "int8", "two-columns", "short"]
+    + ["relax-above", "relax-below", "inf-step", "step-columns"],
 )
 def test_values_a_fit_cannot_produce_are_refused(pristine, tmp_path, name, value, match):
     source, params, data = pristine
