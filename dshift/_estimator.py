@@ -24,6 +24,7 @@ from dshift._inputs import columns_stand_in, read_points
 from dshift._iterate import Step, label_blocks
 from dshift._params import result_params, validate_params
 from dshift._progress import with_bar
+from dshift._worker_heap import reusing_buffers
 
 logger = logging.getLogger(__name__)
 
@@ -363,6 +364,8 @@ class MeanShift(ClusterMixin, BaseEstimator):
         stages = self._placed_stages(inp)
         if fits_here(inp.in_memory, inp.source.size):
             stages = steps_in_this_process(stages, self.n_jobs)
+        else:
+            stages = reusing_buffers(stages)
         yield from stages
 
     def _placed_stages(self, inp: _fit_input.FitInput) -> Generator[Step, None, None]:

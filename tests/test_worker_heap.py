@@ -1,0 +1,68 @@
+"""Workers keep freed buffers for reuse during a fit, and get their settings back after it
+(``dshift._worker_heap``), observed through the page faults of a worker's allocations."""
+
+from __future__ import annotations
+
+import resource
+
+import numpy as np
+import pytest
+
+from dshift import MeanShift
+from dshift._worker_heap import MAX_REUSE_BYTES, reuse_bytes, set_thresholds
+
+pytestmark = pytest.mark.cluster
+
+BUFFER = 2**21  # 2 MiB: above the thresholds the nanny's environment fixes (64 KiB)
+
+
+def faults_per_buffer(rounds: int = 16) -> float:
+    """Minor page faults per fresh 2 MiB buffer written and freed, in this process."""
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+    for _ in range(rounds):
+        buffer = np.empty(BUFFER, dtype=np.uint8)
+        buffer[:] = 1  # touch every page
+        del buffer
+    return (resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before) / rounds
+
+
+def test_the_freed_memory_kept_is_bounded_by_the_smallest_worker():
+    assert reuse_bytes([2**34, 2**35]) == MAX_REUSE_BYTES
+    assert reuse_bytes([2**34, 80 * 2**20]) == 10 * 2**20
+    assert reuse_bytes([0]) == 128 * 2**10  # never below glibc's own default
+
+
+def test_workers_reuse_buffers_during_a_fit_and_are_restored_after(dask_client):
+    pages = BUFFER // resource.getpagesize()
+    assert all(f > pages / 2 for f in dask_client.run(faults_per_buffer).values()), (
+        "the workers' environment should fix glibc's thresholds (distributed's nanny does)"
+    )
+    X = np.random.default_rng(0).normal(size=(3_000, 2))
+    fit = MeanShift(bandwidth=0.5, kernel="flat", seeding="bin", row_chunks=500).iter_fit(X)
+    next(fit)  # the fit runs: its workers keep freed buffers
+    during = dask_client.run(faults_per_buffer)
+    for _ in fit:
+        pass
+    after = dask_client.run(faults_per_buffer)
+    assert all(f < pages / 8 for f in during.values()), during
+    assert all(f > pages / 2 for f in after.values()), after
+
+
+def test_the_thresholds_are_restored_when_the_caller_stops_a_fit(dask_client):
+    X = np.random.default_rng(1).normal(size=(2_000, 2))
+    fit = MeanShift(bandwidth=0.5, kernel="flat", seeding="bin").iter_fit(X)
+    next(fit)
+    fit.close()  # the caller stops iterating: the generator's cleanup restores them
+    pages = BUFFER // resource.getpagesize()
+    assert all(f > pages / 2 for f in dask_client.run(faults_per_buffer).values())
+
+
+def test_set_thresholds_in_this_process_and_back(monkeypatch):
+    monkeypatch.setenv("MALLOC_TRIM_THRESHOLD_", "65536")  # as distributed's nanny sets it
+    pages = BUFFER // resource.getpagesize()
+    try:
+        assert set_thresholds(2**22)  # glibc, on Linux
+        assert faults_per_buffer() < pages / 8
+    finally:
+        assert set_thresholds(None)
+    assert faults_per_buffer() > pages / 2
