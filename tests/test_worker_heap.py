@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-import resource
+import ctypes
 
 import numpy as np
 import pytest
@@ -16,14 +16,24 @@ pytestmark = pytest.mark.cluster
 BUFFER = 2**21  # 2 MiB: above the thresholds the nanny's environment fixes (64 KiB)
 
 
-def faults_per_buffer(rounds: int = 16) -> float:
-    """Minor page faults per fresh 2 MiB buffer written and freed, in this process."""
-    before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
-    for _ in range(rounds):
-        buffer = np.empty(BUFFER, dtype=np.uint8)
-        buffer[:] = 1  # touch every page
-        del buffer
-    return (resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before) / rounds
+class _MallInfo2(ctypes.Structure):
+    _fields_ = [
+        (name, ctypes.c_size_t)
+        for name in ("arena", "ordblks", "smblks", "hblks", "hblkhd", "usmblks", "fsmblks")
+        + ("uordblks", "fordblks", "keepcost")
+    ]
+
+
+def mapped_for_a_buffer() -> int:
+    """Bytes glibc maps apart from its heap (``hblkhd``) for one fresh 2 MiB buffer: the
+    whole buffer when its size is over the mmap threshold, 0 when the heap serves it."""
+    mallinfo2 = ctypes.CDLL("libc.so.6").mallinfo2
+    mallinfo2.restype = _MallInfo2
+    before = mallinfo2().hblkhd
+    buffer = np.empty(BUFFER, dtype=np.uint8)
+    mapped = mallinfo2().hblkhd - before
+    del buffer
+    return mapped
 
 
 def test_the_freed_memory_kept_is_bounded_by_the_smallest_worker():
@@ -33,36 +43,34 @@ def test_the_freed_memory_kept_is_bounded_by_the_smallest_worker():
 
 
 def test_workers_reuse_buffers_during_a_fit_and_are_restored_after(dask_client):
-    pages = BUFFER // resource.getpagesize()
-    assert all(f > pages / 2 for f in dask_client.run(faults_per_buffer).values()), (
+    assert all(m >= BUFFER for m in dask_client.run(mapped_for_a_buffer).values()), (
         "the workers' environment should fix glibc's thresholds (distributed's nanny does)"
     )
     X = np.random.default_rng(0).normal(size=(3_000, 2))
     fit = MeanShift(bandwidth=0.5, kernel="flat", seeding="bin", row_chunks=500).iter_fit(X)
-    next(fit)  # the fit runs: its workers keep freed buffers
-    during = dask_client.run(faults_per_buffer)
+    next(fit)  # the fit runs: its workers keep freed buffers, and the heap serves them
+    during = dask_client.run(mapped_for_a_buffer)
     for _ in fit:
         pass
-    after = dask_client.run(faults_per_buffer)
-    assert all(f < pages / 8 for f in during.values()), during
-    assert all(f > pages / 2 for f in after.values()), after
+    after = dask_client.run(mapped_for_a_buffer)
+    assert all(m == 0 for m in during.values()), during
+    assert all(m >= BUFFER for m in after.values()), after
 
 
 def test_the_thresholds_are_restored_when_the_caller_stops_a_fit(dask_client):
     X = np.random.default_rng(1).normal(size=(2_000, 2))
     fit = MeanShift(bandwidth=0.5, kernel="flat", seeding="bin").iter_fit(X)
     next(fit)
+    assert all(m == 0 for m in dask_client.run(mapped_for_a_buffer).values())
     fit.close()  # the caller stops iterating: the generator's cleanup restores them
-    pages = BUFFER // resource.getpagesize()
-    assert all(f > pages / 2 for f in dask_client.run(faults_per_buffer).values())
+    assert all(m >= BUFFER for m in dask_client.run(mapped_for_a_buffer).values())
 
 
 def test_set_thresholds_in_this_process_and_back(monkeypatch):
     monkeypatch.setenv("MALLOC_TRIM_THRESHOLD_", "65536")  # as distributed's nanny sets it
-    pages = BUFFER // resource.getpagesize()
     try:
         assert set_thresholds(2**22)  # glibc, on Linux
-        assert faults_per_buffer() < pages / 8
+        assert mapped_for_a_buffer() == 0
     finally:
         assert set_thresholds(None)
-    assert faults_per_buffer() > pages / 2
+    assert mapped_for_a_buffer() >= BUFFER
