@@ -32,15 +32,19 @@ _GLIBC_DEFAULT = 128 * 2**10
 
 
 def reuse_bytes(free: list[int]) -> int:
-    """Freed memory a worker keeps during a fit: an eighth of the smallest worker's free
+    """Freed memory a worker keeps during a fit: 1/32 of the smallest worker's free
     memory, at most ``MAX_REUSE_BYTES``, at least glibc's default threshold.
+
+    dshift's row chunks take up to 1/16 of that free memory: on workers short of memory,
+    their buffers stay above the threshold and go back to the system as before (each
+    arena keeps up to the threshold, and the memory is what binds there, not the faults).
 
     Examples
     --------
     >>> reuse_bytes([2**30, 2**31]), reuse_bytes([76 * 2**20]), reuse_bytes([])
-    (33554432, 9961472, 131072)
+    (33554432, 2490368, 131072)
     """
-    return max(_GLIBC_DEFAULT, min(MAX_REUSE_BYTES, min(free, default=0) // 8))
+    return max(_GLIBC_DEFAULT, min(MAX_REUSE_BYTES, min(free, default=0) // 32))
 
 
 def _glibc() -> Any:

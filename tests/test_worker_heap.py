@@ -38,7 +38,7 @@ def mapped_for_a_buffer() -> int:
 
 def test_the_freed_memory_kept_is_bounded_by_the_smallest_worker():
     assert reuse_bytes([2**34, 2**35]) == MAX_REUSE_BYTES
-    assert reuse_bytes([2**34, 80 * 2**20]) == 10 * 2**20
+    assert reuse_bytes([2**34, 320 * 2**20]) == 10 * 2**20
     assert reuse_bytes([0]) == 128 * 2**10  # never below glibc's own default
 
 
