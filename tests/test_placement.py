@@ -109,3 +109,31 @@ def test_free_memory_reads_the_workers_use(dask_client):
     assert (
         0 < _placement.available_memory() <= len(limits) * (max(limits) - _cluster.WORKER_BASELINE)
     )
+
+
+class AddressedClient(FakeClient):
+    """A client whose workers listen at ``addresses``, set to send data directly or not."""
+
+    def __init__(self, *addresses: str, direct: bool | None = None):
+        self.workers = {address: {} for address in addresses}
+        self.direct_to_workers = direct
+
+
+def test_data_go_straight_to_workers_on_this_machine_only():
+    local = ("tcp://127.0.0.1:4001", "tcp://[::1]:4002", "tls://localhost:4003")
+    assert _placement.sends_directly(AddressedClient(*local))
+    assert not _placement.sends_directly(AddressedClient(*local, "tcp://10.1.2.3:4004"))
+    assert not _placement.sends_directly(AddressedClient("tcp://127.0.0.2.example:1"))
+    assert not _placement.sends_directly(AddressedClient())  # no worker yet
+    # the client's own setting wins either way
+    assert not _placement.sends_directly(AddressedClient(*local, direct=False))
+    assert _placement.sends_directly(AddressedClient("tcp://10.1.2.3:4004", direct=True))
+
+
+@pytest.mark.cluster
+def test_a_local_cluster_takes_numpy_input_straight_from_the_client(dask_client, cluster):
+    assert _placement.sends_directly(dask_client)
+    from distributed import Client
+
+    with Client(cluster.scheduler_address, direct_to_workers=False, set_as_default=False) as c:
+        assert not _placement.sends_directly(c)
