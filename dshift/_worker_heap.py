@@ -29,6 +29,8 @@ MAX_REUSE_BYTES = 2**25
 #: glibc's ``mallopt`` parameters, and its defaults for both thresholds.
 _M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3
 _GLIBC_DEFAULT = 128 * 2**10
+#: The thresholds dshift set in this process and has not restored yet (None: none).
+_setting: int | None = None
 
 
 def reuse_bytes(free: list[int]) -> int:
@@ -58,6 +60,7 @@ def _glibc() -> Any:
 def set_thresholds(size: int | None) -> bool:
     """On this process: both thresholds to ``size``, or (None) back to the environment's
     values (or glibc's defaults), then trim the heap. Returns whether glibc took them."""
+    global _setting
     libc = _glibc()
     if libc is None:
         return False
@@ -66,8 +69,17 @@ def set_thresholds(size: int | None) -> bool:
         mmap = int(os.environ.get("MALLOC_MMAP_THRESHOLD_", _GLIBC_DEFAULT))
         done = libc.mallopt(_M_TRIM_THRESHOLD, trim) and libc.mallopt(_M_MMAP_THRESHOLD, mmap)
         libc.malloc_trim(0)
-        return bool(done)
-    return bool(libc.mallopt(_M_MMAP_THRESHOLD, size) and libc.mallopt(_M_TRIM_THRESHOLD, size))
+    else:
+        done = libc.mallopt(_M_MMAP_THRESHOLD, size) and libc.mallopt(_M_TRIM_THRESHOLD, size)
+    if done:
+        _setting = size
+    return bool(done)
+
+
+def current_setting() -> int | None:
+    """The thresholds dshift set in this process (bytes), or None when they are the
+    environment's (never changed, or restored)."""
+    return _setting
 
 
 def reusing_buffers(steps: Iterator[Any]) -> Iterator[Any]:
