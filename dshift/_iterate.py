@@ -306,8 +306,7 @@ def mean_shift_loop(
         if shortcuts:
             factor = relaxation(step, s.last_step[moved], s.relax[moved])
             factor[stops] = 1.0
-            stretched = s.centers[moved] + factor[:, None] * step
-            new = np.where(factor[:, None] > 1.0, stretched, new)
+            new = s.centers[moved] + factor[:, None] * step  # c + 1.0 * s is c + s, bit for bit
             s.last_step[moved] = step
             s.relax[moved] = factor
         s.centers[moved] = new
