@@ -40,6 +40,7 @@ import zarr
 from dask.base import tokenize
 from zarr.storage import FsspecStore, LocalStore
 
+from dshift import _raw_read
 from dshift._cluster import current_client
 
 #: Stored chunks named in one error message; the rest are counted.
@@ -330,12 +331,15 @@ class CheckedZarrReader:
         self.shape = source.array.shape
         self.dtype = source.array.dtype
         self.ndim = source.array.ndim
+        self.layout = _raw_read.raw_layout(source.array)
 
     def __getitem__(self, key: Any) -> np.ndarray:
         rows = key[0] if isinstance(key, tuple) else key
-        start, stop, _ = rows.indices(self.shape[0]) if isinstance(rows, slice) else (0, 0, 1)
+        start, stop, step = rows.indices(self.shape[0]) if isinstance(rows, slice) else (0, 0, 1)
         self.source.check_rows(start, stop)
         try:
+            if self.layout is not None and _whole_rows(key, self.shape) and step == 1:
+                return _raw_read.read_rows(self.layout, start, stop)
             return np.asarray(self.source.array[key])
         except Exception as exc:
             where = f"rows {start}:{stop}" if isinstance(rows, slice) else "a block"
@@ -344,6 +348,16 @@ class CheckedZarrReader:
                 f"({type(exc).__name__}: {exc}): the store is corrupt, incomplete or "
                 "unreachable; rewrite the damaged chunks or restore the array from a copy."
             ) from exc
+
+
+def _whole_rows(key: Any, shape: tuple[int, ...]) -> bool:
+    """Whether an index selects every column of a slice of rows."""
+    rows, rest = (key[0], key[1:]) if isinstance(key, tuple) else (key, ())
+    return (
+        isinstance(rows, slice)
+        and all(isinstance(k, slice) and k.indices(n) == (0, n, 1) for k, n in zip(rest, shape[1:]))
+        and len(rest) <= len(shape) - 1
+    )
 
 
 def read_rows(source: ZarrInput, chunks: tuple[int, ...] | tuple[tuple[int, ...], ...]) -> da.Array:
