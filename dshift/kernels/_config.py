@@ -25,6 +25,8 @@ UNSORTED_TILE_ROWS = 8192
 CELL_BLOCK_ROWS = 65_536
 #: Rows of a block handled by one binning step: bounds the binning temporaries.
 BIN_TILE_ROWS = 65_536
+#: Rows labelled together (transposed, so the loops over them vectorize).
+LABEL_TILE_ROWS = 1024
 #: Elements of one (rows x sample) distance tile of the k-th neighbour distances.
 KNN_TILE_ELEMENTS = 2**22
 

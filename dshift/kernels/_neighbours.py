@@ -7,7 +7,7 @@ import numba
 import numpy as np
 
 from dshift._limits import MAX_ABS, X_RANGE
-from dshift.kernels._config import JIT, KNN_TILE_ELEMENTS
+from dshift.kernels._config import JIT, KNN_TILE_ELEMENTS, LABEL_TILE_ROWS
 
 #: The error for data to label that hold NaN, inf or values out of range.
 PREDICT_RANGE_MESSAGE = (
@@ -18,29 +18,53 @@ PREDICT_RANGE_MESSAGE = (
 
 @numba.njit(**JIT)
 def _nearest(X, C, h2, cluster_all, labels):
-    # h2: squared orphan radius of each center
+    """labels[i] <- the nearest center of row i, -1 past its orphan radius (``h2``: each
+    center's, squared) or for a row holding NaN, inf or out-of-range values; returns the
+    number of those rows. Rows are taken ``LABEL_TILE_ROWS`` at a time, transposed, so
+    that the loops over a tile's rows vectorize (distances are summed feature by feature,
+    in order, as row by row)."""
     n, d = X.shape
     m = C.shape[0]
+    b = max(1, min(n, LABEL_TILE_ROWS))
+    T = np.empty((d, b))
+    d2 = np.empty(b)
+    best = np.empty(b)
+    lab = np.empty(b, np.int32)
+    bad = np.empty(b)  # per row: its values out of range
     nonfinite = 0
-    for i in range(n):
-        best = np.inf
-        best_j = -1
-        in_range = True
-        for k in range(d):
-            in_range &= abs(np.float64(X[i, k])) <= MAX_ABS  # false for NaN and inf too
-        for j in range(m if in_range else 0):
-            d2 = 0.0
+    for s in range(0, n, b):
+        r = min(b, n - s)
+        for i in range(r):
+            best[i] = np.inf
+            lab[i] = -1
+        for i in range(r):
+            flag = 0.0
             for k in range(d):
-                t = np.float64(X[i, k]) - C[j, k]
-                d2 += t * t
-            if d2 < best:
-                best = d2
-                best_j = j
-        if best_j < 0:  # only when the row holds NaN, inf or values out of range
-            nonfinite += 1
-        elif not cluster_all and best > h2[best_j]:
-            best_j = -1
-        labels[i] = best_j
+                v = np.float64(X[s + i, k])
+                T[k, i] = v
+                flag += 0.0 if abs(v) <= MAX_ABS else 1.0  # NaN fails the comparison
+            bad[i] = flag
+        for j in range(m):
+            for i in range(r):
+                d2[i] = 0.0
+            for k in range(d):
+                c = C[j, k]
+                tk = T[k]
+                for i in range(r):
+                    t = tk[i] - c
+                    d2[i] += t * t
+            for i in range(r):
+                closer = d2[i] < best[i]
+                best[i] = d2[i] if closer else best[i]
+                lab[i] = j if closer else lab[i]
+        for i in range(r):
+            j = lab[i]
+            if bad[i] > 0.0:
+                nonfinite += 1
+                j = -1
+            elif j >= 0 and not cluster_all and best[i] > h2[j]:
+                j = -1
+            labels[s + i] = j
     return nonfinite
 
 
