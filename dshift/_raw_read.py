@@ -117,7 +117,8 @@ def read_rows(layout: RawLayout, start: int, stop: int) -> np.ndarray:
                 raise OSError(f"{path} is not a regular file")
             if st.st_size != layout.chunk_bytes():
                 raise OSError(
-                    f"{path} holds {st.st_size} bytes, a chunk of this array {layout.chunk_bytes()}"
+                    f"{path} holds {st.st_size} bytes where a chunk of this array holds "
+                    f"{layout.chunk_bytes()}"
                 )
             offset, got = (first - i * rows) * row_bytes, 0
             while got < want:  # a read may return fewer bytes than asked for
