@@ -11,7 +11,7 @@ from dshift import kernels
 from dshift._columns import Columns
 from dshift._limits import MAX_ABS
 from dshift.kernels._groups import GAUSSIAN_GROUP_RADIUS, GROUP_RADIUS
-from dshift.kernels._plan import GRID_MIN_UNITS
+from dshift.kernels._plan import GRID_MIN_UNITS, WIDE_GROUP_RADIUS
 from tests.reference import packed, ref_chunk_stats, size
 
 FLAT, GAUSSIAN, EPANECHNIKOV = kernels.FLAT, kernels.GAUSSIAN, kernels.EPANECHNIKOV
@@ -174,6 +174,41 @@ def test_a_flat_group_counts_as_one_center_unit():
     assert choice(few, EPANECHNIKOV, rows_sorted=False) == "center grid"
     assert choice(few, weighted=True, rows_sorted=False) == "center grid"
     assert choice(on_a_line(GRID_MIN_UNITS - 1), weighted=True, rows_sorted=False) == "pointwise"
+
+
+def crowded(k: int, members: int = 8, spread: float = 0.12, seed: int = 0) -> np.ndarray:
+    """k modes 3 apart, each with centers up to ``spread`` from it: apart at the grid's
+    group radius, within one group at ``WIDE_GROUP_RADIUS``."""
+    rng = np.random.default_rng(seed)
+    offsets = rng.uniform(-1.0, 1.0, (k, members, 3))
+    offsets *= spread / np.sqrt(3) / np.abs(offsets).max()
+    return (offsets + on_a_line(k, 3, 3.0)[:, None, :]).reshape(-1, 3)
+
+
+def test_crowded_flat_centers_on_unsorted_rows_run_as_wide_groups_through_long_tiles():
+    """Centers closing in on few modes, too far apart for the grid's groups but within
+    ``WIDE_GROUP_RADIUS`` of their mode, run as wide groups through long tiles; the same
+    centers on sorted rows, with another kernel or with weights keep the groups of
+    ``GROUP_RADIUS``; and the sums are those of the dense reference."""
+    C = crowded(5)
+    narrow = kernels.plan(C, 1.0, FLAT, Columns(3), group_radius=GROUP_RADIUS)
+    assert len(narrow.groups.leaders) + (narrow.groups.group_of < 0).sum() >= GRID_MIN_UNITS
+    p = kernels.plan(C, 1.0, FLAT, Columns(3), rows_sorted=False)
+    assert p.strategy == "long tiles" and len(p.groups.leaders) == 5
+    assert (p.groups.group_of >= 0).all() and (p.groups.radius <= WIDE_GROUP_RADIUS).all()
+    assert choice(C) == "short tiles"
+    assert choice(C, EPANECHNIKOV, rows_sorted=False) == "center grid"
+    assert choice(C, weighted=True, rows_sorted=False) == "center grid"
+    # groups of many modes stay in the grid
+    assert choice(crowded(GRID_MIN_UNITS), rows_sorted=False) == "center grid"
+    rng = np.random.default_rng(3)
+    X = np.vstack([rng.normal(m, 0.6, (size(4_000, 800), 3)) for m in on_a_line(5, 3, 3.0)])
+    X = X[rng.permutation(len(X))]
+    got = kernels.chunk_stats(X, p)
+    ref = ref_chunk_stats(X, C, 1.0, "flat")
+    assert_array_equal(got.counts, ref.counts)
+    assert_allclose(got.sums, ref.sums, rtol=1e-12, atol=1e-9)
+    assert_allclose(got.weights, ref.weights, rtol=1e-12)
 
 
 @pytest.mark.parametrize("weighted", [False, True])
