@@ -9,9 +9,10 @@ the routines that take the data's own dtype). ``python -m dshift.kernels._warm P
 DTYPE`` compiles one part in a new process.
 
 :data:`PARTS` splits the work in two of about equal compile time: the Gaussian's lattice
-and group routines; the per-center sums, the flat groups' core and shell, the spatial sort
-and the binning. Both groups' routines call the per-center sums: each part is ordered so
-that the other process has cached them (they come first in theirs) before they are needed.
+and group routines and the labels; the per-center sums, the flat groups' core and shell,
+the spatial sort and the binning. Both groups' routines call the per-center sums: each part
+is ordered so that the other process has cached them (they come first in theirs) before
+they are needed.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from dshift.kernels._cells import bin_points
 from dshift.kernels._gaussian import Lattice, gaussian_group, lattice_sums
 from dshift.kernels._groups import Group, add_to_members, core_and_shell, offset_sums
 from dshift.kernels._morton import spatially_sorted
+from dshift.kernels._neighbours import nearest_labels
 from dshift.kernels._tile_sums import Centers, Sums, tile_sums
 
 #: The parts, in the order a process that compiles all of them would take them.
@@ -40,6 +42,8 @@ def _compile_gaussian(dtype: np.dtype) -> None:
     X = numba.typeof(np.zeros((2, 3), dtype))
     lattice_sums.compile((X, centers, numba.typeof(Lattice(f1, np.zeros((1, 3), np.int64)))))
     gaussian_group.compile((A2, i, i, f, f, centers, group, A2))  # calls tile_sums
+    nearest_labels(np.zeros((2, 3), dtype), f2)  # the labels, of the points and of centers
+    nearest_labels(f2, f2)
 
 
 def _compile_flat(dtype: np.dtype) -> None:
