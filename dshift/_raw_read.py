@@ -34,6 +34,9 @@ import zarr
 from zarr.codecs import BytesCodec
 from zarr.storage import LocalStore
 
+#: Bytes asked for in one read (macOS refuses reads whose length overflows 32 bits).
+_MAX_READ = 2**30
+
 
 class RawLayout(NamedTuple):
     """Where an uncompressed local array's rows are (see :func:`raw_layout`).
@@ -77,7 +80,7 @@ def raw_layout(array: zarr.Array) -> RawLayout | None:
         return None
     serializer = array.serializer
     dtype = np.dtype(array.dtype)
-    if not isinstance(serializer, BytesCodec) or dtype.kind not in "biuf":
+    if type(serializer) is not BytesCodec or dtype.kind not in "biuf" or 0 in array.shape:
         return None
     native = dtype.itemsize == 1 or (
         serializer.endian is not None and serializer.endian.value == sys.byteorder
@@ -99,7 +102,9 @@ def read_rows(layout: RawLayout, start: int, stop: int) -> np.ndarray:
         A chunk file is missing, not a regular file, not of the full chunk's size, or
         ends before the rows read.
     """
-    out = np.empty((stop - start, *layout.shape[1:]), dtype=layout.dtype)
+    out = np.empty((max(0, stop - start), *layout.shape[1:]), dtype=layout.dtype)
+    if stop <= start:
+        return out
     view = memoryview(out.reshape(-1).view(np.uint8))
     row_bytes, rows = layout.row_bytes, layout.chunk_rows
     done = 0
@@ -122,7 +127,8 @@ def read_rows(layout: RawLayout, start: int, stop: int) -> np.ndarray:
                 )
             offset, got = (first - i * rows) * row_bytes, 0
             while got < want:  # a read may return fewer bytes than asked for
-                n = os.preadv(fd, [view[done + got : done + want]], offset + got)
+                part = view[done + got : done + min(want, got + _MAX_READ)]
+                n = os.preadv(fd, [part], offset + got)
                 if not n:
                     raise OSError(f"{path}: the file ended after {got} of {want} bytes")
                 got += n

@@ -213,6 +213,8 @@ class ZarrInput:
         """(key, first row, last row + 1) of every stored object holding rows start:stop."""
         grid = self.array.shards or self.array.chunks
         shape = self.array.shape
+        if 0 in shape:  # no chunk is stored
+            return []
         per_row = [range(-(-n // c)) for n, c in zip(shape[1:], grid[1:])]
         out = []
         for i in range(start // grid[0], -(-min(stop, shape[0]) // grid[0])):
