@@ -41,8 +41,9 @@ def _nearest(X, C, h2, cluster_all, labels):
             flag = 0.0
             for k in range(d):
                 v = np.float64(X[s + i, k])
-                T[k, i] = v
-                flag += 0.0 if abs(v) <= MAX_ABS else 1.0  # NaN fails the comparison
+                ok = abs(v) <= MAX_ABS  # false for NaN too
+                T[k, i] = v if ok else 0.0  # the row is labelled -1: no overflow from it
+                flag += 0.0 if ok else 1.0
             bad[i] = flag
         for j in range(m):
             for i in range(r):
