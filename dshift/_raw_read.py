@@ -18,7 +18,7 @@ Examples
 >>> z = zarr.create_array(path, shape=(5, 2), chunks=(2, 2), dtype="f4", compressors=None)
 >>> z[:] = np.arange(10, dtype="f4").reshape(5, 2)
 >>> layout = raw_layout(z)
->>> read_rows(layout, 1, 5).tolist()
+>>> read_file_rows(layout, 1, 5).tolist()
 [[2.0, 3.0], [4.0, 5.0], [6.0, 7.0], [8.0, 9.0]]
 """
 
@@ -93,7 +93,7 @@ def raw_layout(array: zarr.Array) -> RawLayout | None:
     return RawLayout(base, encoding, chunk_rows, tuple(array.shape), dtype.newbyteorder("="))
 
 
-def read_rows(layout: RawLayout, start: int, stop: int) -> np.ndarray:
+def read_file_rows(layout: RawLayout, start: int, stop: int) -> np.ndarray:
     """Rows ``start:stop`` (``0 <= start <= stop <= shape[0]``), read from the chunk files.
 
     Raises

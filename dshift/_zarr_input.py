@@ -341,7 +341,7 @@ class CheckedZarrReader:
         self.source.check_rows(start, stop)
         try:
             if self.layout is not None and _whole_rows(key, self.shape) and step == 1:
-                return _raw_read.read_rows(self.layout, start, stop)
+                return _raw_read.read_file_rows(self.layout, start, stop)
             return np.asarray(self.source.array[key])
         except Exception as exc:
             where = f"rows {start}:{stop}" if isinstance(rows, slice) else "a block"

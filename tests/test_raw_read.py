@@ -34,7 +34,7 @@ def test_every_row_range_reads_as_zarr_reads_it(tmp_path, dtype, shape):
     starts = [0, 1, 9, 10, 11, 55, 99, 102, 103]
     for start in starts:
         for stop in [s for s in starts if s >= start]:
-            got = _raw_read.read_rows(layout, start, stop)
+            got = _raw_read.read_file_rows(layout, start, stop)
             assert got.dtype == data.dtype and got.shape == data[start:stop].shape
             np.testing.assert_array_equal(got, data[start:stop])
 
@@ -44,7 +44,7 @@ def test_reversed_and_empty_row_ranges_open_no_file(tmp_path, monkeypatch):
     layout = _raw_read.raw_layout(_array(tmp_path / "x.zarr", data, (4, 3), compressors=None))
     monkeypatch.setattr(os, "open", lambda *a, **k: pytest.fail("opened a chunk file"))
     for start, stop in [(5, 5), (6, 2), (10, 10)]:
-        assert _raw_read.read_rows(layout, start, stop).shape == (0, 3)
+        assert _raw_read.read_file_rows(layout, start, stop).shape == (0, 3)
 
 
 @pytest.mark.parametrize(
@@ -70,7 +70,7 @@ def test_other_layouts_read_as_zarr_reads_them(tmp_path, case):
     for start in range(len(data) + 1):
         for stop in range(start, len(data) + 1):
             np.testing.assert_array_equal(
-                _raw_read.read_rows(layout, start, stop), data[start:stop]
+                _raw_read.read_file_rows(layout, start, stop), data[start:stop]
             )
 
 
@@ -84,8 +84,8 @@ def test_the_checked_reader_reads_raw_only_whole_row_slices(tmp_path, monkeypatc
     z = _array(tmp_path / "x.zarr", data, (6, 3), compressors=None)
     reader = CheckedZarrReader(_zarr_input.open_input(z))
     calls = []
-    real = _raw_read.read_rows
-    monkeypatch.setattr(_raw_read, "read_rows", lambda *a: calls.append(a[1:]) or real(*a))
+    real = _raw_read.read_file_rows
+    monkeypatch.setattr(_raw_read, "read_file_rows", lambda *a: calls.append(a[1:]) or real(*a))
     np.testing.assert_array_equal(reader[(slice(4, 17), slice(0, 3))], data[4:17])
     np.testing.assert_array_equal(reader[slice(2, 5)], data[2:5])
     assert calls == [(4, 17), (2, 5)]
@@ -151,7 +151,7 @@ def test_a_directory_in_place_of_a_chunk_is_an_error(tmp_path):
     chunk.unlink()
     chunk.mkdir()
     with pytest.raises(OSError, match="c/1/0 is not a regular file"):
-        _raw_read.read_rows(layout, 0, 10)
+        _raw_read.read_file_rows(layout, 0, 10)
 
 
 def test_a_file_ending_during_the_read_is_an_error(tmp_path, monkeypatch):
@@ -160,7 +160,7 @@ def test_a_file_ending_during_the_read_is_an_error(tmp_path, monkeypatch):
     layout = _raw_read.raw_layout(z)
     real = os.preadv
     monkeypatch.setattr(os, "preadv", lambda fd, bufs, offset: min(real(fd, bufs, offset), 4))
-    np.testing.assert_array_equal(_raw_read.read_rows(layout, 1, 9), data[1:9])  # 4 at a time
+    np.testing.assert_array_equal(_raw_read.read_file_rows(layout, 1, 9), data[1:9])  # 4 at a time
     monkeypatch.setattr(os, "preadv", lambda fd, bufs, offset: 0)
     with pytest.raises(OSError, match="ended after 0 of 36 bytes"):
-        _raw_read.read_rows(layout, 1, 4)
+        _raw_read.read_file_rows(layout, 1, 4)
