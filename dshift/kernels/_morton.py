@@ -10,47 +10,89 @@ from dshift._limits import MAX_ABS
 from dshift.kernels._config import JIT
 
 
+def _feature_bits(bits: int, d: int) -> np.ndarray:
+    """Table of each feature's part in an interleaved code: row k, column v holds the
+    ``bits``-bit value v with its bit b moved to bit ``b * d + k``. uint32 when the codes
+    fit in 32 bits, else uint64.
+
+    Examples
+    --------
+    >>> _feature_bits(2, 3).tolist()  # feature 1: 0b11 -> 0b10010
+    [[0, 1, 8, 9], [0, 2, 16, 18], [0, 4, 32, 36]]
+    """
+    values = np.arange(2**bits, dtype=np.uint64)
+    spread = np.zeros_like(values)
+    for b in range(bits):
+        spread |= ((values >> np.uint64(b)) & np.uint64(1)) << np.uint64(b * d)
+    table = np.stack([spread << np.uint64(k) for k in range(d)])
+    return table.astype(np.uint32) if bits * d <= 32 else table
+
+
 @numba.njit(**JIT)
-def _morton_codes(X, d, bits, lo, scale):
-    # Bit b of feature k's quantized value goes to bit b * d + k of the row's code.
-    n = X.shape[0]
-    top = float(2**bits - 1)
-    codes = np.empty(n, np.uint64)
+def _morton_codes(X, table, lo, scale):
+    # A row's code: the OR of its features' table entries (see _feature_bits).
+    n, d = X.shape[0], table.shape[0]
+    top = float(table.shape[1] - 1)
+    codes = np.zeros(n, table.dtype)
     for i in range(n):
-        code = np.uint64(0)
+        code = codes[i]
         for k in range(d):
-            q = np.uint64(min(max((np.float64(X[i, k]) - lo[k]) * scale[k], 0.0), top))
-            for b in range(bits):
-                code |= ((q >> np.uint64(b)) & np.uint64(1)) << np.uint64(b * d + k)
+            q = np.int64(min(max((np.float64(X[i, k]) - lo[k]) * scale[k], 0.0), top))
+            code |= table[k, q]
         codes[i] = code
     return codes
 
 
+#: Bits sorted per radix pass: 256 buckets keep the scattered writes cache-friendly
+#: (1.25e6 3-d codes: 13 ms in 4 passes, against 19 ms in 3 passes of 11 bits).
+RADIX_BITS = 8
+
+
 @numba.njit(**JIT)
-def radix_argsort(codes, n_bits):
-    """Stable least-significant-digit radix sort of unsigned codes, 11 bits per pass."""
+def _radix_argsort(codes, n_bits, order):
     n = codes.shape[0]
-    order = np.arange(n)
+    mask = (1 << RADIX_BITS) - 1
+    passes = (n_bits + RADIX_BITS - 1) // RADIX_BITS
+    # every pass's digit counts, in one read of the codes
+    count = np.zeros((passes, mask + 2), np.int64)
+    for i in range(n):
+        key = codes[i]
+        for p in range(passes):
+            count[p, ((key >> (RADIX_BITS * p)) & mask) + 1] += 1
     keys = codes.copy()
-    order2 = np.empty(n, np.int64)
-    keys2 = np.empty(n, np.uint64)
-    shift = 0
-    while shift < n_bits:
-        count = np.zeros(2049, np.int64)
+    order2 = np.empty_like(order)
+    keys2 = np.empty_like(keys)
+    for p in range(passes):
+        start = count[p]
+        for v in range(mask + 1):
+            start[v + 1] += start[v]
+        shift = RADIX_BITS * p
         for i in range(n):
-            count[((keys[i] >> np.uint64(shift)) & np.uint64(2047)) + 1] += 1
-        for v in range(2048):
-            count[v + 1] += count[v]
-        for i in range(n):
-            digit = (keys[i] >> np.uint64(shift)) & np.uint64(2047)
-            p = count[digit]
-            count[digit] = p + 1
-            order2[p] = order[i]
-            keys2[p] = keys[i]
+            digit = (keys[i] >> shift) & mask
+            at = start[digit]
+            start[digit] = at + 1
+            order2[at] = order[i]
+            keys2[at] = keys[i]
         order, order2 = order2, order
         keys, keys2 = keys2, keys
-        shift += 11
     return order
+
+
+def radix_argsort(codes: np.ndarray, n_bits: int) -> np.ndarray:
+    """Stable least-significant-digit radix argsort of unsigned codes below ``2**n_bits``,
+    ``RADIX_BITS`` bits per pass (compiled). Codes of at most 32 bits are sorted as uint32,
+    and the order is int32 when it fits (half the memory traffic of 64 bits).
+
+    Examples
+    --------
+    >>> radix_argsort(np.array([5, 1, 5, 0], np.uint64), 3).tolist()
+    [3, 1, 0, 2]
+    """
+    if n_bits <= 32:
+        codes = codes.astype(np.uint32, copy=False)
+    n = codes.shape[0]
+    order = np.arange(n, dtype=np.int32 if n <= np.iinfo(np.int32).max else np.int64)
+    return _radix_argsort(codes, n_bits, order)
 
 
 @numba.njit(**JIT)
@@ -82,10 +124,11 @@ def _take_rows(X, order):
 
 def _morton(X: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
     n, d = X.shape[0], lo.shape[0]
+    d = min(d, 63)  # codes are 63 bits: beyond 63 features, the first 63 order the rows
     bits = max(1, min(10, 63 // max(d, 1)))  # 1024 levels per feature: plenty for tiles
-    span = hi - lo
+    span = hi[:d] - lo[:d]
     span[~(span > 0)] = 1.0
-    codes = _morton_codes(X, d, bits, lo, float(2**bits - 1) / span)
+    codes = _morton_codes(X, _feature_bits(bits, d), lo[:d], float(2**bits - 1) / span)
     return radix_argsort(codes, bits * d) if n else np.arange(0)
 
 
@@ -94,8 +137,9 @@ def morton_order(X: np.ndarray) -> np.ndarray:
 
     Consecutive rows in this order are close in space, so a tile has a small bounding box
     and the compact kernels can skip it for far centers. Each feature is quantized to
-    ``min(10, 63 // n_features)`` bits (at least 1) over the block's range; the interleaved
-    codes are sorted by a stable radix sort (compiled).
+    ``min(10, 63 // n_features)`` bits (at least 1) over the block's range (of more than
+    63 features, the first 63 make the code); the interleaved codes are sorted by a stable
+    radix sort (compiled).
 
     Examples
     --------

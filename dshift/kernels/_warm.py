@@ -56,7 +56,8 @@ def _compile_flat(dtype: np.dtype) -> None:
     offset_sums.compile((A2, none, i, i, A1, A1))
     add_to_members.compile((A2, numba.typeof(i1), f, A1, A1, numba.typeof(out)))
     points = np.random.default_rng(0).random((64, 3)).astype(dtype)
-    spatially_sorted(points)
+    spatially_sorted(points)  # codes of up to 32 bits: uint32
+    spatially_sorted(np.column_stack([points, points[:, :1]]))  # 40 bits: uint64
     bin_points(points, 0.5, nearest=True)  # one table of the cells in range
     bin_points(points * 100, 0.5, nearest=True)  # too wide a range: tile by tile
 

@@ -29,6 +29,25 @@ def test_morton_order_sorts_rows_by_their_interleaved_codes():
     assert_array_equal(order, np.argsort(ref_morton_codes(X, 10), kind="stable"))
 
 
+@pytest.mark.parametrize(("d", "bits"), [(1, 10), (6, 10), (7, 9), (24, 2), (63, 1)])
+def test_morton_order_in_32_and_64_bit_codes(d, bits):
+    # up to 32 bits (d <= 3, or 7 features of 9 bits: 63) the codes are uint32
+    rng = np.random.default_rng(d)
+    X = rng.normal(size=(size(2_000, 700), d))
+    X[::5] = X[1]  # ties keep their order
+    assert_array_equal(
+        kernels.morton_order(X), np.argsort(ref_morton_codes(X, bits), kind="stable")
+    )
+
+
+def test_morton_order_of_more_than_63_features_follows_the_first_63():
+    # one bit each: bit k of the 63-bit code is feature k's (no shift past the code's width)
+    rng = np.random.default_rng(70)
+    X = rng.normal(size=(size(2_000, 700), 70))
+    expected = np.argsort(ref_morton_codes(X[:, :63], 1), kind="stable")
+    assert_array_equal(kernels.morton_order(X), expected)
+
+
 def test_spatially_sorted_is_a_row_permutation_that_keeps_the_stats():
     rng = np.random.default_rng(13)
     X = rng.uniform(-5, 5, size=(4096, 2))
