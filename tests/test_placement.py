@@ -82,6 +82,36 @@ def test_chunks_are_a_sixteenth_of_the_smallest_workers_free_memory_within_1_to_
     assert rows == max(1, int(expected_mib * MiB) // 8)
 
 
+@pytest.mark.parametrize(
+    ("free_mib", "f32_mib", "f64_mib"), [(None, 16, 32), (1000, 16, 32), (76, 4.75, 4.75)]
+)
+def test_float64_chunks_hold_as_many_rows_as_float32_within_the_memory_bound(
+    free_mib, f32_mib, f64_mib
+):
+    # as many chunks for either dtype (as many per-chunk costs per iteration), but never
+    # more bytes than the share of the smallest worker's free memory
+    client = (
+        None if free_mib is None else FakeClient((_cluster.WORKER_BASELINE + free_mib * MiB, 0))
+    )
+    assert _io.target_chunk_bytes(client, 4) == int(f32_mib * MiB)
+    assert _io.target_chunk_bytes(client, 8) == int(f64_mib * MiB)
+    rows = {
+        size: _io.row_chunks_for(10**8, 3, size, chunk_bytes=_io.target_chunk_bytes(client, size))
+        for size in (4, 8)
+    }
+    assert rows[8] == (rows[4] if f64_mib == 2 * f32_mib else int(f64_mib * MiB) // 24)
+
+
+def test_numpy_input_of_either_dtype_is_cut_into_the_same_chunks(monkeypatch):
+    import numpy as np
+
+    monkeypatch.setattr(_io, "_n_cores", lambda: 1)  # chunks bound by bytes, not by cores
+    X = np.zeros((3_000_000, 3))
+    chunks = {d: _io.as_dask_array(X.astype(d))[0].chunks[0] for d in ("float32", "float64")}
+    assert chunks["float32"] == chunks["float64"]
+    assert chunks["float32"][0] == 16 * MiB // 12 and len(chunks["float32"]) == 3
+
+
 def test_zarr_chunks_follow_the_workers_free_memory(dask_client, monkeypatch, tmp_path):
     """On a cluster whose workers have 76 MiB free, a Zarr array stored in 1 MiB chunks is
     read 4 stored chunks per task (4.75 MiB at most), not 16."""
