@@ -29,7 +29,7 @@ once per size; the float32 rows fit ``X.astype(np.float32)``. Bandwidth 2, bin s
   with numpy input in two modes: ``threads``, no distributed client (dask's threaded
   scheduler, checked by ``distributed.default_client`` raising), and ``LocalCluster``,
   2 workers x 1 thread (processes). Each mode is warm (a small fit in both dtypes first).
-  Best of 3 fits at sizes up to 1e5, of 2 above, the dtypes taking turns (see
+  Best of 3 fits at every size, the dtypes taking turns (see
   ``time_dshift``: the first fit of a size also pays for the workers' fresh memory, and
   turns spread that over both dtypes); the first fits' float64 / float32 ratio is printed
   beside the best fits'. "ms/iteration" is the median of the
@@ -122,9 +122,9 @@ def warm_dshift():
 
 
 def time_dshift(X):
-    """For each dtype, the best of 3 fits up to 1e5 points and of 2 above, the dtypes
-    taking turns (float64, float32, float64, ...): {dtype: (model, seconds, first)}, with
-    ``first`` the time of that dtype's first fit.
+    """For each dtype, the best of 3 fits, the dtypes taking turns (float64, float32,
+    float64, ...): {dtype: (model, seconds, first)}, with ``first`` the time of that
+    dtype's first fit.
 
     Turns, not one dtype's fits then the other's: the first fit of a new size on fresh
     workers also pays for the memory their processes touch for the first time (page
@@ -132,7 +132,7 @@ def time_dshift(X):
     dtype ran first would carry that cost alone into the float64 / float32 ratio.
     """
     best = {}
-    for _ in range(3 if len(X) <= 100_000 else 2):
+    for _ in range(3):
         for dtype in DTYPES:
             Xd = X.astype(dtype, copy=False)
             model, seconds = timed(partial(ds_model().fit, Xd))
