@@ -9,7 +9,7 @@ Needs the test and bench extras (scikit-learn, mlpack; without mlpack its column
 dash). Run from the repository root::
 
     pip install -e ".[test,bench]"
-    .venv/bin/python benchmarks/peers.py                      # 1e4 ... 1e7, ~3-6 minutes
+    .venv/bin/python benchmarks/peers.py                      # 1e4 ... 1e7, ~2-6 minutes
     .venv/bin/python benchmarks/peers.py --sizes 1e4 1e5      # ~1.5 minutes
     .venv/bin/python benchmarks/peers.py --readme             # also fill benchmarks/README.md
 
