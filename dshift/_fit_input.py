@@ -20,7 +20,7 @@ from dshift import _checkpoint, _fingerprint, _limits, kernels
 from dshift._cluster import scheduler_options
 from dshift._columns import Columns
 from dshift._inputs import Kind, opened, read_points
-from dshift._io import aligned_column, append_columns, with_weights
+from dshift._io import aligned_column, append_columns, row_values, with_weights
 from dshift._iterate import (
     check_finite,
 )
@@ -238,16 +238,7 @@ def knn_bandwidths(X: da.Array, k: int, random_state: Any) -> tuple[ColumnOf, fl
 
 def _kth_distances(data: da.Array, *, sample: np.ndarray, k: int, floor: float, d: int) -> da.Array:
     """The lazy column of each row's distance to its k-th neighbour among ``sample``."""
-    return data.map_blocks(
-        kernels.kth_distances,
-        sample,
-        k,
-        floor,
-        d,
-        drop_axis=1,
-        dtype=np.float64,
-        meta=np.empty(0, dtype=np.float64),
-    )
+    return row_values(data, kernels.kth_distances, sample, k, floor, d, dtype=np.float64)
 
 
 def spatial_order(ms: MeanShift, columns: Columns) -> bool:

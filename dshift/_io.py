@@ -15,6 +15,7 @@ import dask
 import dask.array as da
 import numpy as np
 import zarr
+from dask.utils import funcname
 
 from dshift import _limits
 from dshift._cluster import checked_client, free_memory, scheduler_options
@@ -376,3 +377,41 @@ def append_columns(X: da.Array, *columns: da.Array) -> da.Array:
     float32 cast would turn 1e39 into inf and 16777217 into 16777216), one column chunk."""
     cols = [c.astype(np.float64)[:, None] for c in columns]
     return da.concatenate([X.astype(np.float64), *cols], axis=1).rechunk({1: -1})
+
+
+def row_values(X: da.Array, fn: Any, *args: Any, dtype: Any) -> da.Array:
+    """The lazy 1-d array of ``fn(block, *args)`` over X's row blocks (one value per row),
+    chunked like X's rows. ``args`` may hold dask delayed objects (computed once).
+
+    Each call gets its block as it is held. ``X.map_blocks(fn, drop_axis=1)`` would
+    first join the block's column chunks (one, here) into a copy: a chunk's worth of
+    fresh memory written for every block, and twice a float32 block's for float64.
+
+    Examples
+    --------
+    >>> X = da.from_array(np.arange(6.0).reshape(3, 2), chunks=(2, 2))
+    >>> row_values(X, np.sum, 1, dtype=np.float64).compute().tolist()
+    [1.0, 5.0, 9.0]
+    """
+    if X.numblocks[1] != 1:
+        X = X.rechunk({1: -1})
+    args_and_indices = [item for arg in args for item in (arg, None)]
+    return da.blockwise(
+        _on_row_block,
+        "i",
+        X,
+        "ij",
+        fn,
+        None,
+        *args_and_indices,
+        concatenate=False,
+        dtype=dtype,
+        meta=np.empty(0, dtype=dtype),
+        token=funcname(fn),  # tasks named after fn, as map_blocks names them
+    )
+
+
+def _on_row_block(blocks: list[np.ndarray], fn: Any, *args: Any) -> np.ndarray:
+    """``fn(block, *args)`` for the one block of a row of blocks (see :func:`row_values`)."""
+    (block,) = blocks
+    return fn(block, *args)

@@ -27,6 +27,7 @@ from dshift import _limits, kernels
 from dshift._centers import followers, relaxation
 from dshift._cluster import scheduler_options
 from dshift._columns import Columns
+from dshift._io import row_blocks, row_values
 from dshift._resident import LocalBlocks, Resident
 
 logger = logging.getLogger(__name__)
@@ -340,15 +341,7 @@ def mean_shift_loop(
 
 def label_blocks(X: da.Array, centers: np.ndarray, bandwidth: float, cluster_all: bool) -> da.Array:
     """Lazy nearest-center labels (int32), chunked like X's rows."""
-    return X.map_blocks(
-        kernels.nearest_labels,
-        centers,
-        bandwidth,
-        cluster_all,
-        drop_axis=1,
-        dtype=np.int32,
-        meta=np.empty(0, dtype=np.int32),
-    )
+    return row_values(X, kernels.nearest_labels, centers, bandwidth, cluster_all, dtype=np.int32)
 
 
 def labels_and_sizes(
@@ -366,8 +359,9 @@ def labels_and_sizes(
 
 
 def _block_labels_and_sizes(block: np.ndarray, *args: Any) -> tuple[np.ndarray, np.ndarray]:
-    """:func:`labels_and_sizes` of one block, computed here (no scheduler)."""
-    X = da.from_array(block, chunks=block.shape, name=False)
+    """:func:`labels_and_sizes` of one block, computed here (no scheduler), on the block
+    itself (``da.from_array`` would first copy it)."""
+    X = row_blocks(block, max(1, block.shape[0]))
     return dask.compute(*labels_and_sizes(X, *args), scheduler="sync")
 
 

@@ -19,6 +19,7 @@ from dshift import kernels
 from dshift._centers import shortcuts
 from dshift._cluster import scheduler_options
 from dshift._columns import Columns
+from dshift._io import row_values
 from dshift._iterate import LoopState, mean_shift_loop, reduce_stats
 from dshift._placement import Placement
 
@@ -81,7 +82,8 @@ def mode_label_blocks(
 ) -> da.Array:
     """Lazy labels (int32) of X's rows by their cell's entry in ``table``."""
     keys, labels = (dask.delayed(a, traverse=False) for a in table)
-    return X.map_blocks(
+    return row_values(
+        X,
         kernels.cell_labels,
         cell_size,
         keys,
@@ -89,7 +91,5 @@ def mode_label_blocks(
         centers,
         bandwidth,
         cluster_all,
-        drop_axis=1,
         dtype=np.int32,
-        meta=np.empty(0, dtype=np.int32),
     )

@@ -11,6 +11,13 @@ import os
 import subprocess
 import sys
 import textwrap
+from functools import partial
+
+import dask.array as da
+import numpy as np
+import pytest
+
+from dshift import kernels
 
 MB = 1024 * 1024
 
@@ -171,3 +178,77 @@ print(json.dumps({"growth": peak_bytes() - base}))
     )
     out = run_child(code)
     assert out["growth"] >= 250 * MB, out
+
+
+CENTERS = np.array([[0.0, 0.0, 0.0], [2.0, 2.0, 2.0]])
+
+
+def _labels_by_nearest(X):
+    from dshift._iterate import label_blocks
+
+    return partial(label_blocks, X, CENTERS, 1.0, True)
+
+
+def _labels_by_mode(X):
+    from dshift._modes import mode_label_blocks
+
+    table = kernels.cell_table(np.array([[0, 0, 0], [1, 1, 1]]), np.array([0, 1]))
+    return partial(mode_label_blocks, X, 2.0, table, CENTERS, 1.0, True)
+
+
+def _adaptive_bandwidths(X):
+    from dshift._fit_input import knn_bandwidths
+
+    knn, _ = knn_bandwidths(X, 3, 0)  # the sample's own distances: not a row pass
+    return partial(knn, X)
+
+
+@pytest.mark.parametrize(
+    ("kernel", "row_pass"),
+    [
+        ("nearest_labels", _labels_by_nearest),
+        ("cell_labels", _labels_by_mode),
+        ("kth_distances", _adaptive_bandwidths),
+    ],
+)
+def test_per_row_passes_read_each_block_where_it_is_held(monkeypatch, kernel, row_pass):
+    """Labels (nearest center, mode) and adaptive bandwidths get each block as held, not a
+    copy: joining a block's one column chunk (``map_blocks(drop_axis=1)``) would write a
+    block's worth of fresh memory per block, and twice a float32 block's for float64."""
+    X = da.from_array(np.random.default_rng(0).normal(size=(1_000, 3)), chunks=(300, 3))
+    X = X.persist(scheduler="sync")
+    held = list(X.__dask_graph__().values())  # the blocks, as persisted
+    build = row_pass(X)
+    compute = getattr(kernels, kernel)
+    in_place = []
+
+    def watched(block, *args):
+        in_place.append(any(np.shares_memory(block, h) for h in held))
+        return compute(block, *args)
+
+    monkeypatch.setattr(kernels, kernel, watched)
+    values = build().compute(scheduler="sync")
+    assert values.shape == (1_000,)
+    assert in_place == [True] * 4
+
+
+def test_labels_of_blocks_held_in_memory_read_each_block_where_it_is_held(monkeypatch):
+    """Labels and sizes computed where a kept copy's blocks are held (no graph of the
+    whole array) label the blocks themselves: ``da.from_array`` would copy each first."""
+    from dshift._iterate import computed_labels_and_sizes, label_blocks
+
+    X = da.from_array(np.random.default_rng(0).normal(size=(1_000, 3)), chunks=(300, 3))
+    X = X.persist(scheduler="sync")
+    held = list(X.__dask_graph__().values())
+    compute = kernels.nearest_labels
+    in_place = []
+
+    def watched(block, *args):
+        in_place.append(any(np.shares_memory(block, h) for h in held))
+        return compute(block, *args)
+
+    monkeypatch.setattr(kernels, "nearest_labels", watched)
+    nearest = partial(label_blocks, centers=CENTERS, bandwidth=1.0, cluster_all=True)
+    labels, sizes = computed_labels_and_sizes(X, 3, 2, nearest)
+    assert labels.shape == (1_000,) and sizes.sum() == 1_000
+    assert in_place == [True] * 4

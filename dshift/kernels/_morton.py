@@ -113,8 +113,7 @@ def _finite_bounds(X, d):
 
 
 @numba.njit(**JIT)
-def _take_rows(X, order):
-    out = np.empty_like(X)
+def _take_rows(X, order, out):
     for i in range(order.shape[0]):  # value by value: a row assignment compiles numba's
         r = order[i]  # shape-mismatch error message (string formatting: ~1.5 s, first run)
         for k in range(X.shape[1]):
@@ -169,4 +168,8 @@ def spatially_sorted(X: np.ndarray, n_features: int | None = None) -> np.ndarray
     finite, lo, hi = _finite_bounds(X, d)
     if not finite:
         return X  # the fit raises on the first pass anyway
-    return _take_rows(X, _morton(X, lo, hi))
+    # allocated by numpy, which asks the kernel for huge pages for large arrays (numba's
+    # allocator does not): a float64 block's copy then faults in a few pages, not thousands
+    out = np.empty_like(X)
+    _take_rows(X, _morton(X, lo, hi), out)
+    return out
