@@ -160,7 +160,7 @@ def labels_and_sizes_of(
     >>> found = Found(np.array([[0.25], [3.0]]), np.array([2.0, 1.0]), 1.0)
     >>> labels_of = labeller(ms, inp, None, None, found, None)
     >>> labels_and_sizes_of(inp, place(ms, inp), labels_of, 2)
-    (array([0, 0, 1], dtype=int32), array([2, 1]))
+    (array([0, 0, 1]), array([2, 1]))
     """
     d, weighted = inp.columns.n_features, inp.columns.weighted
     if inp.in_memory:

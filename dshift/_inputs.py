@@ -56,7 +56,7 @@ class Kind:
         array([0, 1])
         """
         if isinstance(labels, np.ndarray):
-            labels = labels.astype(np.int64)
+            labels = labels.astype(np.int64, copy=False)
         return labels if self.wrap is None else self.wrap(labels)
 
 

@@ -374,7 +374,8 @@ def computed_labels_and_sizes(
 ) -> tuple[np.ndarray, np.ndarray]:
     """:func:`labels_and_sizes`, computed: where ``data``'s blocks are held when it is
     persisted (one call to the workers, or threads here; see ``_resident``), else as a
-    graph. The sizes are the blocks' sizes added in block order.
+    graph. The sizes are the blocks' sizes added in block order; labels gathered from
+    held blocks are int64.
 
     Examples
     --------
@@ -382,7 +383,7 @@ def computed_labels_and_sizes(
     >>> nearest = partial(label_blocks, centers=np.array([[0.0], [5.0]]), bandwidth=1.0,
     ...                   cluster_all=True)
     >>> computed_labels_and_sizes(X, 1, 2, nearest)
-    (array([0, 0, 1], dtype=int32), array([2, 1]))
+    (array([0, 0, 1]), array([2, 1]))
     """
     args = (d, n_clusters, labels_of, weighted)
     resident = Resident.of(data)
@@ -392,4 +393,6 @@ def computed_labels_and_sizes(
     sizes = parts[0][1].copy()
     for _, block_sizes in parts[1:]:
         sizes += block_sizes
-    return np.concatenate([labels for labels, _ in parts]), sizes
+    # int64, the labels' dtype for users (``_inputs.Kind.labels``): one allocation of the
+    # joined labels rather than an int32 one and then its int64 copy
+    return np.concatenate([labels for labels, _ in parts], dtype=np.int64), sizes

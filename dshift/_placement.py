@@ -14,6 +14,7 @@ from collections.abc import Callable
 from concurrent.futures import CancelledError
 from typing import TypeVar
 
+import dask
 import dask.array as da
 import numpy as np
 from dask.base import tokenize
@@ -39,7 +40,9 @@ def keep_in_cluster(X: da.Array) -> da.Array:
     client = current_client()
     if client is None:
         return X.persist(**scheduler_options())
-    blocks = [X.blocks[i, 0].compute(scheduler="sync") for i in range(X.numblocks[0])]
+    # As delayed objects: an array's compute copies a one-chunk result (dask's finalize),
+    # which cost a fresh copy of all the data here (0.5 s per 240 MB of new memory).
+    blocks = dask.compute(*X.to_delayed().ravel(), scheduler="sync")
     # Fresh keys per fit: with keys from the data two fits of the same array would share
     # them, and releasing the first fit's futures could drop the second's data. The
     # futures' keys are the array's own (as for a persisted array), so the workers holding

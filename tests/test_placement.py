@@ -167,3 +167,29 @@ def test_a_local_cluster_takes_numpy_input_straight_from_the_client(dask_client,
 
     with Client(cluster.scheduler_address, direct_to_workers=False, set_as_default=False) as c:
         assert not _placement.sends_directly(c)
+
+
+@pytest.mark.cluster
+def test_numpy_input_is_scattered_from_its_own_rows_not_a_copy(dask_client, monkeypatch):
+    # dask's compute of a one-chunk array copies it: done per block, the client made a
+    # fresh copy of all the data before sending it
+    import numpy as np
+
+    X = np.random.default_rng(0).normal(size=(4000, 3))
+    sent = []
+    scatter = type(dask_client).scatter
+
+    def recording_scatter(self, data, *args, **kwargs):
+        sent.extend(data.values())
+        return scatter(self, data, *args, **kwargs)
+
+    monkeypatch.setattr(type(dask_client), "scatter", recording_scatter)
+    placed = _placement.keep_in_cluster(_io.row_blocks(X, 1000))
+    assert len(sent) == 4 and all(np.shares_memory(block, X) for block in sent)
+    assert (placed.compute() == X).all()
+    # a block computed from the input (here a cast) is sent as computed
+    sent.clear()
+    ints = np.arange(12).reshape(6, 2)
+    placed = _placement.keep_in_cluster(_io.row_blocks(ints, 4).astype(np.float64))
+    assert [block.dtype for block in sent] == [np.float64, np.float64]
+    assert (placed.compute() == ints).all()
