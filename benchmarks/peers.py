@@ -29,10 +29,11 @@ once per size; the float32 rows fit ``X.astype(np.float32)``. Bandwidth 2, bin s
   with numpy input in two modes: ``threads``, no distributed client (dask's threaded
   scheduler, checked by ``distributed.default_client`` raising), and ``LocalCluster``,
   2 workers x 1 thread (processes). Each mode is warm (a small fit in both dtypes first).
-  Best of 3 fits at every size, the dtypes taking turns (see
-  ``time_dshift``: the first fit of a size also pays for the workers' fresh memory, and
-  turns spread that over both dtypes); the first fits' float64 / float32 ratio is printed
-  beside the best fits'. "ms/iteration" is the median of the
+  At every size, 4 fits of each dtype in a row, float64 first; the best of the last 3 is
+  reported (see ``time_dshift``: a fit reuses the memory the fit before freed, so each
+  dtype is timed after one of its own). The first fits' float64 / float32 ratio is
+  printed beside the best fits'. ``--pause 4`` sleeps 4 s before every fit, so that each
+  fit touches memory the machine had handed back. "ms/iteration" is the median of the
   per-iteration times in ``history_``; at 1e4, where the kernels take well under 1 ms, it
   is the scheduling cost of an iteration.
 
@@ -121,26 +122,35 @@ def warm_dshift():
                 ds_model().fit(blobs(20_000).astype(dtype))
 
 
-def time_dshift(X):
-    """For each dtype, the best of 3 fits, the dtypes taking turns (float64, float32,
-    float64, ...): {dtype: (model, seconds, first)}, with ``first`` the time of that
-    dtype's first fit.
+def time_dshift(X, pause=0.0):
+    """For each dtype, 4 fits in a row, float64's and then float32's: {dtype: (model,
+    seconds, first)}, with ``seconds`` the best of the last 3 fits and ``first`` the time
+    of the first.
 
-    Turns, not one dtype's fits then the other's: the first fit of a new size on fresh
-    workers also pays for the memory their processes touch for the first time (page
-    faults; 0.3-0.7 s of system time per worker at 1e7 on this machine), and whichever
-    dtype ran first would carry that cost alone into the float64 / float32 ratio.
+    In a row, not taking turns: a fit's large buffers (the workers' copies of the points,
+    the labels) reuse memory that the fit before freed, if it freed it recently. On this
+    virtual machine, memory freed more than about 2 s earlier goes back to the host, and
+    touching it again costs 2-4 ms per MB; a float64 fit at 1e7 touches about 0.5 GB.
+    Taking turns, every float32 fit followed a float64 fit, which had freed twice the
+    memory it needed, and every float64 fit a float32 one, which had freed half. The first
+    fit of a run follows the other dtype's (or, for float64, is the first of its size on
+    these workers), so it is reported apart. ``pause``: seconds to sleep before every fit,
+    so that each starts with its memory handed back, as a fit after a quiet spell does.
     """
-    best = {}
-    for _ in range(3):
-        for dtype in DTYPES:
-            Xd = X.astype(dtype, copy=False)
+    results = {}
+    for dtype in DTYPES:
+        Xd = X.astype(dtype, copy=False)
+        first = best = None
+        for i in range(4):
+            time.sleep(pause)
             model, seconds = timed(partial(ds_model().fit, Xd))
-            if dtype not in best:
-                best[dtype] = (model, seconds, seconds)
-            elif seconds < best[dtype][1]:
-                best[dtype] = (model, seconds, best[dtype][2])
-    return best
+            if i == 0:
+                first = seconds
+            elif best is None or seconds < best[1]:
+                best = (model, seconds)
+            del model  # only the best fit is kept, as a user keeps one
+        results[dtype] = (*best, first)
+    return results
 
 
 def dshift_row(n, dtype, mode, model, seconds):
@@ -184,7 +194,7 @@ def compare_mlpack(row, model, centers):
     )
 
 
-def measure(sizes, max_sklearn_n, max_mlpack_n):
+def measure(sizes, max_sklearn_n, max_mlpack_n, pause=0.0):
     data = {n: blobs(n) for n in sizes}
     peers, results = {}, {}
     assert no_client(), "a distributed client is active: the threads mode would use it"
@@ -201,7 +211,7 @@ def measure(sizes, max_sklearn_n, max_mlpack_n):
     def run_mode(mode):
         warm_dshift()
         for n in sizes:
-            for dtype, result in time_dshift(data[n]).items():
+            for dtype, result in time_dshift(data[n], pause).items():
                 results[n, dtype, mode] = result
                 print(f"  n={n:.0e} {dtype} {mode}: {result[1]:.2f}s", flush=True)
 
@@ -351,13 +361,16 @@ def main(argv=None):
     parser.add_argument(
         "--max-mlpack-n", type=parse_size, default=10**6, help="largest N for mlpack"
     )
+    parser.add_argument(
+        "--pause", type=float, default=0.0, help="seconds to sleep before every dshift fit"
+    )
     parser.add_argument("--readme", action="store_true", help="fill the PEERS section")
     args = parser.parse_args(argv)
     sizes = sorted(set(args.sizes))
     if mlpack is None:
         print(f'mlpack is not installed (pip install -e ".[bench]"): its columns show {NONE}')
     started = time.perf_counter()
-    rows = measure(sizes, args.max_sklearn_n, args.max_mlpack_n)
+    rows = measure(sizes, args.max_sklearn_n, args.max_mlpack_n, args.pause)
     ratios = dtype_ratios(rows)
     goals = targets(rows, ratios)
     import sklearn
@@ -374,6 +387,7 @@ def main(argv=None):
         "sizes": sizes,
         "max_sklearn_n": args.max_sklearn_n,
         "max_mlpack_n": args.max_mlpack_n,
+        "pause": args.pause,
         "total_seconds": time.perf_counter() - started,
     }
     (HERE / "results").mkdir(exist_ok=True)
@@ -383,7 +397,9 @@ def main(argv=None):
     block = (
         f"Measured {meta['date']} on {meta['machine']}; dshift {meta['dshift']}, "
         f"scikit-learn {meta['sklearn']}, mlpack {meta['mlpack'] or 'not installed'}, "
-        f"dask {meta['dask']}.\n\n"
+        f"dask {meta['dask']}"
+        + (f"; {args.pause:g} s pause before every dshift fit" if args.pause else "")
+        + ".\n\n"
         + table(rows)
         + "\n"
         + ratio_line(ratios)
