@@ -183,6 +183,27 @@ print(json.dumps({"growth": peak_bytes() - base}))
 CENTERS = np.array([[0.0, 0.0, 0.0], [2.0, 2.0, 2.0]])
 
 
+def _persisted_points() -> da.Array:
+    """1,000 points in 4 row blocks, persisted (the blocks held in the graph)."""
+    X = da.from_array(np.random.default_rng(0).normal(size=(1_000, 3)), chunks=(300, 3))
+    return X.persist(scheduler="sync")
+
+
+def _watch_blocks(monkeypatch, kernel: str, X: da.Array) -> list[bool]:
+    """Replace ``kernels.<kernel>`` by a wrapper that records, per call, whether its block
+    shares memory with one of X's held blocks; returns that record."""
+    held = list(X.__dask_graph__().values())
+    compute = getattr(kernels, kernel)
+    in_place = []
+
+    def watched(block, *args):
+        in_place.append(any(np.shares_memory(block, h) for h in held))
+        return compute(block, *args)
+
+    monkeypatch.setattr(kernels, kernel, watched)
+    return in_place
+
+
 def _labels_by_nearest(X):
     from dshift._iterate import label_blocks
 
@@ -215,18 +236,9 @@ def test_per_row_passes_read_each_block_where_it_is_held(monkeypatch, kernel, ro
     """Labels (nearest center, mode) and adaptive bandwidths get each block as held, not a
     copy: joining a block's one column chunk (``map_blocks(drop_axis=1)``) would write a
     block's worth of fresh memory per block, and twice a float32 block's for float64."""
-    X = da.from_array(np.random.default_rng(0).normal(size=(1_000, 3)), chunks=(300, 3))
-    X = X.persist(scheduler="sync")
-    held = list(X.__dask_graph__().values())  # the blocks, as persisted
+    X = _persisted_points()
     build = row_pass(X)
-    compute = getattr(kernels, kernel)
-    in_place = []
-
-    def watched(block, *args):
-        in_place.append(any(np.shares_memory(block, h) for h in held))
-        return compute(block, *args)
-
-    monkeypatch.setattr(kernels, kernel, watched)
+    in_place = _watch_blocks(monkeypatch, kernel, X)
     values = build().compute(scheduler="sync")
     assert values.shape == (1_000,)
     assert in_place == [True] * 4
@@ -237,17 +249,8 @@ def test_labels_of_blocks_held_in_memory_read_each_block_where_it_is_held(monkey
     whole array) label the blocks themselves: ``da.from_array`` would copy each first."""
     from dshift._iterate import computed_labels_and_sizes, label_blocks
 
-    X = da.from_array(np.random.default_rng(0).normal(size=(1_000, 3)), chunks=(300, 3))
-    X = X.persist(scheduler="sync")
-    held = list(X.__dask_graph__().values())
-    compute = kernels.nearest_labels
-    in_place = []
-
-    def watched(block, *args):
-        in_place.append(any(np.shares_memory(block, h) for h in held))
-        return compute(block, *args)
-
-    monkeypatch.setattr(kernels, "nearest_labels", watched)
+    X = _persisted_points()
+    in_place = _watch_blocks(monkeypatch, "nearest_labels", X)
     nearest = partial(label_blocks, centers=CENTERS, bandwidth=1.0, cluster_all=True)
     labels, sizes = computed_labels_and_sizes(X, 3, 2, nearest)
     assert labels.shape == (1_000,) and sizes.sum() == 1_000

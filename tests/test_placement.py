@@ -11,6 +11,7 @@ past their limit.
 from __future__ import annotations
 
 import dask
+import numpy as np
 import pytest
 import zarr
 
@@ -173,8 +174,6 @@ def test_a_local_cluster_takes_numpy_input_straight_from_the_client(dask_client,
 def test_numpy_input_is_scattered_from_its_own_rows_not_a_copy(dask_client, monkeypatch):
     # dask's compute of a one-chunk array copies it: done per block, the client made a
     # fresh copy of all the data before sending it
-    import numpy as np
-
     X = np.random.default_rng(0).normal(size=(4000, 3))
     sent = []
     scatter = type(dask_client).scatter
